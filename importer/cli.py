@@ -1,0 +1,201 @@
+"""`stamdata-importer`: the operator's command line.
+
+Exit codes: 0 done; 1 dataset refused (data error, message on stderr names file, line and rule);
+2 usage error; 3 infrastructure error (database unreachable, disk full and the like).
+"""
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from importer import inbox, migrate, status
+from importer.config import Settings, load_settings
+from importer.errors import ImporterError, UsageError
+from importer.logs import configure_logging
+from importer.pipeline import Pipeline, RunSummary
+from importer.plugin import Register, discover, lookup
+from importer.privacy import mask_cpr
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # rich tracebacks print local variables, which may hold personal data
+    help="Loads the national health platform's reference registers (stamdata) with preflight and full history.",
+)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class _State:
+    settings: Settings
+
+
+state = _State()
+
+
+@app.callback()
+def _configure(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML configuration file (default: $STAMDATA_CONFIG, else built-in defaults)."),
+    ] = None,
+) -> None:
+    with _exit_codes():
+        state.settings = load_settings(config)
+        configure_logging(state.settings.log_level)
+
+
+RegisterArg = Annotated[str, typer.Argument(help="Register name, e.g. autorisation.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Override guards such as the reduction guard (audited).")]
+
+
+@app.command("import")
+def import_command(
+    register: RegisterArg,
+    path: Annotated[Path, typer.Argument(help="Dataset: a file, a directory or a ZIP.")],
+    force: ForceOpt = False,
+) -> None:
+    """Import one dataset through preflight and production."""
+    with _exit_codes(), _pipeline() as pipeline:
+        _print_summary(_import_with_progress(pipeline, _register(register), path, force=force))
+
+
+@app.command()
+def validate(register: RegisterArg, path: Annotated[Path, typer.Argument()], force: ForceOpt = False) -> None:
+    """Run everything against preflight, then roll back: what an import would do, changing nothing."""
+    with _exit_codes(), _pipeline() as pipeline:
+        _print_summary(_import_with_progress(pipeline, _register(register), path, force=force, validate_only=True))
+
+
+@app.command()
+def replay(
+    register: RegisterArg,
+    directory: Annotated[Path, typer.Argument(help="Directory whose entries are datasets, imported in name order.")],
+    force: ForceOpt = False,
+) -> None:
+    """Import every dataset in DIRECTORY in name order; stop at the first refusal.
+
+    Datasets already imported into production under the same name are skipped, so a replay that stopped
+    can be run again once the cause is fixed.
+    """
+    with _exit_codes(), _pipeline() as pipeline:
+        plugin = _register(register)
+        if not directory.is_dir():
+            raise UsageError(f"{directory} is not a directory")
+        pipeline.migrate()
+        done = _imported_dataset_names(pipeline, plugin)
+        for path in inbox.datasets_in(directory):
+            if path.name in done:
+                out.print(f"{plugin.name} {path.name}: already imported, skipped")
+                continue
+            _print_summary(_import_with_progress(pipeline, plugin, path, force=force))
+
+
+@app.command("status")
+def status_command() -> None:
+    """The last import of every register, and whether it is locked."""
+    with _exit_codes(), _pipeline() as pipeline:
+        pipeline.migrate()
+        with pipeline.production.connect() as connection:
+            for register in discover().values():
+                table = register.metadata.tables[register.status_table_name]
+                rows = status.recent(connection, table)
+                lock = inbox.lock_reason(state.settings.inbox, register.name)
+                out.print(f"{register.name}: {'LOCKED: ' + lock.splitlines()[0] if lock else 'unlocked'}")
+                out.print(f"  {_describe(rows[0]) if rows else 'never run'}")
+
+
+@app.command()
+def unlock(register: RegisterArg) -> None:
+    """Let a register import again after an operator has dealt with the dataset that locked it."""
+    with _exit_codes():
+        plugin = _register(register)
+        reason = inbox.unlock(state.settings.inbox, plugin.name)
+        if reason:
+            out.print(f"{plugin.name}: unlocked (was: {reason.splitlines()[0]})")
+        else:
+            out.print(f"{plugin.name}: not locked")
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Upgrade the preflight and production databases to the newest schema."""
+    with _exit_codes(), _pipeline() as pipeline:
+        pipeline.migrate()
+        for name, engine in (("preflight", pipeline.preflight), ("production", pipeline.production)):
+            out.print(f"{name}: at {migrate.current_revision(engine)}")
+
+
+def _register(name: str) -> Register:
+    return lookup(discover(), name)
+
+
+@contextmanager
+def _pipeline() -> Iterator[Pipeline]:
+    pipeline = Pipeline(state.settings)
+    try:
+        yield pipeline
+    finally:
+        pipeline.close()
+
+
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    try:
+        yield
+    except ImporterError as error:
+        print(mask_cpr(f"{type(error).__name__}: {error}"), file=sys.stderr)
+        raise typer.Exit(error.exit_code) from None
+    except sa.exc.DBAPIError as error:
+        print(mask_cpr(f"InfrastructureError: database error: {error.orig}"), file=sys.stderr)
+        raise typer.Exit(3) from None
+
+
+def _import_with_progress(
+    pipeline: Pipeline, register: Register, path: Path, *, force: bool, validate_only: bool = False
+) -> RunSummary:
+    """A progress bar through the stages on a terminal; plain log lines otherwise."""
+    if not sys.stderr.isatty():
+        return pipeline.import_dataset(register, path, force=force, validate_only=validate_only)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("starting", total=3)
+
+        def stage(name: str) -> None:
+            progress.update(task, description=name, advance=0 if name == "parse" else 1)
+
+        return pipeline.import_dataset(register, path, force=force, validate_only=validate_only, on_stage=stage)
+
+
+def _print_summary(summary: RunSummary) -> None:
+    verb = "imported" if summary.committed else "validated, rolled back"
+    counts = summary.counts
+    out.print(f"{summary.register} {summary.dataset}: {verb} (run {summary.run_id}, version {summary.version}, "
+              f"valid from {summary.valid_from:%Y-%m-%d %H:%M:%S})")
+    out.print(f"  rows read {counts.rows_read}, inserted {counts.inserted}, updated {counts.updated}, "
+              f"closed {counts.closed}, unchanged {counts.unchanged}, warnings {counts.warnings}")
+    for line in summary.warnings + summary.notes:
+        out.print(f"  warning: {mask_cpr(line)}")
+
+
+def _imported_dataset_names(pipeline: Pipeline, register: Register) -> set[str]:
+    table = register.metadata.tables[register.status_table_name]
+    with pipeline.production.connect() as connection:
+        rows = connection.execute(sa.select(table.c.Dataset).where(table.c.Outcome == status.SUCCESS))
+        return {row.Dataset for row in rows}
+
+
+def _describe(row: dict[str, Any]) -> str:
+    changed = sum(row.get(k) or 0 for k in ("RowsInserted", "RowsUpdated", "RowsClosed"))
+    return (f"last run {row['RunId']}: {row['Outcome'] or 'RUNNING'} {row['Dataset']}, started {row['StartTime']}, "
+            f"ended {row['EndTime'] or '-'}, rows changed {changed}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,131 @@
+"""Database access shared by every register: engines, the whole-second DATETIME type, bulk writes.
+
+SQLite is the embedded default (nothing to install); MariaDB/MySQL through PyMySQL is production.
+Everything dialect-specific lives here, behind functions that take a Connection.
+"""
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import make_url
+
+from importer.errors import InfrastructureError
+
+# Whole seconds, stored by SQLite as 'YYYY-MM-DD HH:MM:SS' so text order equals time order.
+DateTimeSeconds = sa.DateTime().with_variant(
+    sqlite.DATETIME(  # type: ignore[no-untyped-call]
+        storage_format="%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d",
+        regexp=r"(\d+)-(\d+)-(\d+) (\d+):(\d+):(\d+)",
+    ),
+    "sqlite",
+)
+
+# A BIGINT surrogate key that still auto-increments on SQLite (which only does so for INTEGER PRIMARY KEY).
+PidType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+# Binary collation: codes and names compare exactly as delivered (the platform's tables use utf8_bin).
+MYSQL_TABLE_OPTIONS: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+
+# Bound parameters per statement stay well below SQLite's and MySQL's limits.
+CHUNK = 5000
+
+
+def is_mysql(connection: sa.Connection | sa.Engine) -> bool:
+    return connection.dialect.name in {"mysql", "mariadb"}
+
+
+def create_engine(url: str, *, readonly: bool = False) -> sa.Engine:
+    """An engine whose transactions behave the same on SQLite and MariaDB."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, readonly)
+    if parsed.get_backend_name() in {"mysql", "mariadb"}:
+        return _mysql_engine(parsed)
+    raise InfrastructureError(f"unsupported database URL scheme {parsed.drivername!r} (use sqlite or mysql+pymysql)")
+
+
+def _sqlite_engine(url: sa.URL, readonly: bool) -> sa.Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin; WAL lets readers
+        # (status page, façades) read while an import writes.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking later.
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _mysql_engine(url: sa.URL) -> sa.Engine:
+    query = dict(url.query)
+    query.setdefault("charset", "utf8mb4")
+    url = url.set(query=query)
+    engine = sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        connect_args={"local_infile": True, "connect_timeout": 10},
+    )
+    if url.database:
+        _create_database_if_missing(url)
+    return engine
+
+
+def _create_database_if_missing(url: sa.URL) -> None:
+    """A fresh deployment names a database that does not exist yet; create it rather than fail."""
+    server = sa.create_engine(url.set(database=""), connect_args={"connect_timeout": 10})
+    name = url.database or ""
+    try:
+        with server.connect() as connection:
+            exists = connection.execute(
+                sa.text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"), {"name": name}
+            ).first()
+            if not exists:
+                quoted = connection.dialect.identifier_preparer.quote(name)
+                connection.exec_driver_sql(
+                    f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                )
+    except sa.exc.DBAPIError as error:
+        where = url.render_as_string()
+        raise InfrastructureError(f"database server for {where} unreachable: {error.orig}") from error
+    finally:
+        server.dispose()
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def bulk_insert(connection: sa.Connection, table: sa.Table, rows: Iterable[dict[str, Any]]) -> int:
+    """Multi-row inserts in chunks: one round trip per few thousand rows, never one per row."""
+    written = 0
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= CHUNK:
+            connection.execute(table.insert(), batch)
+            written += len(batch)
+            batch = []
+    if batch:
+        connection.execute(table.insert(), batch)
+        written += len(batch)
+    return written

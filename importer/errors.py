@@ -1,0 +1,72 @@
+"""The three kinds of failure an operator must tell apart, each with its own exit code.
+
+A *data* error is the dataset's fault: it is refused and the register locks until an operator looks.
+An *infrastructure* error is the environment's fault (database down, disk full): retry later, never lock.
+A *usage* error is the caller's fault (unknown register, bad option).
+"""
+
+from dataclasses import dataclass
+
+from importer.privacy import mask_cpr
+
+MAX_PROBLEMS_IN_MESSAGE = 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule, located as precisely as the format allows."""
+
+    rule: str
+    detail: str
+    file: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = f"{self.file}:{self.line}: " if self.line is not None else f"{self.file}: "
+        return mask_cpr(f"{where}{self.rule}: {self.detail}")
+
+
+class ImporterError(Exception):
+    exit_code = 3
+
+
+class DataError(ImporterError):
+    """The dataset is refused. Carries every problem found, the message lists the first few."""
+
+    exit_code = 1
+
+    def __init__(self, problems: list[Problem]) -> None:
+        if not problems:
+            raise ValueError("a DataError needs at least one problem")
+        self.problems = problems
+        super().__init__(self._message())
+
+    @classmethod
+    def single(cls, rule: str, detail: str, file: str | None = None, line: int | None = None) -> "DataError":
+        return cls([Problem(rule, detail, file, line)])
+
+    @property
+    def rule(self) -> str:
+        return self.problems[0].rule
+
+    def _message(self) -> str:
+        shown = [str(problem) for problem in self.problems[:MAX_PROBLEMS_IN_MESSAGE]]
+        hidden = len(self.problems) - len(shown)
+        if hidden:
+            shown.append(f"... and {hidden} more problem(s)")
+        return "\n".join(shown)
+
+
+class InfrastructureError(ImporterError):
+    """Not the dataset's fault; the same dataset should be retried later."""
+
+    exit_code = 3
+
+    def __init__(self, message: str) -> None:
+        super().__init__(mask_cpr(message))
+
+
+class UsageError(ImporterError):
+    exit_code = 2

@@ -1,0 +1,75 @@
+"""Bring a database to the newest schema: Alembic revisions `VYYYYMMDD_HHMM`, history in `db_migrations`.
+
+Alembic keeps its own one-row pointer (`alembic_version`); `db_migrations` is the audit trail an operator
+reads: which revision, what it does, when it ran, and the checksum of the file that ran.
+"""
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from importer.db import MYSQL_TABLE_OPTIONS, DateTimeSeconds, is_mysql
+from importer.errors import InfrastructureError
+from migrations import LOCATION
+
+LOCK_NAME = "stamdata_migrations"
+LOCK_TIMEOUT_S = 300
+
+
+def db_migrations_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "db_migrations",
+        metadata,
+        sa.Column("version", sa.String(50), primary_key=True),
+        sa.Column("description", sa.String(200), nullable=False),
+        sa.Column("installed_on", DateTimeSeconds, nullable=False),
+        sa.Column("checksum", sa.CHAR(64), nullable=False),
+        **MYSQL_TABLE_OPTIONS,
+    )
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(LOCATION))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", str(Path(LOCATION) / "versions"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: sa.Engine) -> None:
+    """Idempotent: a database already at head is left as it is. Concurrent callers are serialised."""
+    try:
+        with engine.connect() as connection:
+            if is_mysql(connection):
+                got = connection.execute(
+                    sa.text("SELECT GET_LOCK(:name, :timeout)"), {"name": LOCK_NAME, "timeout": LOCK_TIMEOUT_S}
+                ).scalar()
+                if got != 1:
+                    raise InfrastructureError("another process holds the migration lock")
+            try:
+                if MigrationContext.configure(connection).get_current_revision() != head_revision():
+                    db_migrations_table(sa.MetaData()).create(connection, checkfirst=True)
+                    connection.commit()
+                    command.upgrade(alembic_config(connection), "head")
+                    connection.commit()
+            finally:
+                if is_mysql(connection):
+                    connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+                connection.rollback()
+    except sa.exc.OperationalError as error:
+        raise InfrastructureError(f"cannot migrate {engine.url.render_as_string()}: {error.orig}") from error

@@ -1,0 +1,314 @@
+"""One dataset through the pipeline: parse, then preflight (one transaction), then production (one transaction).
+
+Both databases receive the same code path with the same transaction time, so production only ever sees
+what preflight has already accepted. If production failed after preflight committed, the next run finds
+preflight ahead and re-synchronises the register's preflight tables from production before it starts.
+"""
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+
+from importer import migrate, status
+from importer.clock import Clock, SystemClock, whole_seconds
+from importer.config import Settings
+from importer.db import bulk_insert, create_engine
+from importer.errors import DataError, ImporterError, InfrastructureError
+from importer.logs import get_logger
+from importer.plugin import ParsedDataset, Register
+from importer.status import RunCounts
+from importer.temporal import TableDelta, apply_delta, compute_delta
+
+log = get_logger(__name__)
+
+StageCallback = Callable[[str], None]
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    register: str
+    dataset: str
+    version: str
+    committed: bool  # False for a validation run, which rolls back
+    valid_from: datetime
+    transaction_time: datetime
+    counts: RunCounts
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Outcome:
+    counts: RunCounts
+    valid_from: datetime
+    warnings: list[str]
+    notes: list[str]
+
+
+class Pipeline:
+    """Imports datasets of any register into the configured preflight and production databases."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.preflight = create_engine(settings.preflight_url)
+        self.production = create_engine(settings.production_url)
+        self._migrated = False
+
+    def close(self) -> None:
+        self.preflight.dispose()
+        self.production.dispose()
+
+    def migrate(self) -> None:
+        for engine in (self.preflight, self.production):
+            migrate.upgrade(engine)
+        self._migrated = True
+
+    def import_dataset(
+        self,
+        register: Register,
+        path: Path,
+        *,
+        force: bool = False,
+        validate_only: bool = False,
+        on_stage: StageCallback | None = None,
+    ) -> RunSummary:
+        started = self.clock.now()
+        run_id = f"{register.name}-{int(started.timestamp() * 1000)}"
+        stage = on_stage or (lambda _: None)
+        with structlog.contextvars.bound_contextvars(run_id=run_id, register=register.name):
+            try:
+                return self._run(register, path, run_id, force, validate_only, stage)
+            except DataError as error:
+                log.error("dataset refused", dataset=path.name, rule=error.rule, reason=str(error))
+                raise
+            except ImporterError as error:
+                log.error("import failed", dataset=path.name, reason=str(error))
+                raise
+
+    def _run(
+        self, register: Register, path: Path, run_id: str, force: bool, validate_only: bool, stage: StageCallback
+    ) -> RunSummary:
+        settings = self.settings.for_register(register.name, register.settings_defaults)
+        with _infrastructure_errors("migrating"):
+            if not self._migrated:
+                self.migrate()
+
+        stage("parse")
+        timings: dict[str, float] = {}
+        began = time.perf_counter()
+        try:
+            parsed = register.parse(path, settings)
+        except OSError as error:
+            raise InfrastructureError(f"cannot read {path}: {error}") from error
+        timings["parse"] = time.perf_counter() - began
+        parsed.name = path.name  # operators know a dataset by its inbox entry, whatever files it holds
+        log.info("dataset parsed", dataset=parsed.name, version=parsed.version, rows=parsed.rows_read,
+                 files=parsed.files, **parsed.details)
+
+        status_table = register.metadata.tables[register.status_table_name]
+        with _infrastructure_errors("preparing the import"):
+            self._resynchronise_if_needed(register, status_table)
+            transaction_time = self._next_transaction_time(status_table)
+
+        outcomes: dict[str, _Outcome] = {}
+        targets: list[tuple[str, sa.Engine]] = [("preflight", self.preflight)]
+        if not validate_only:
+            targets.append(("production", self.production))
+        for name, engine in targets:
+            stage(name)
+            began = time.perf_counter()
+            outcomes[name] = self._load(
+                engine, name, register, parsed, settings, status_table, run_id, transaction_time, force,
+                commit=not validate_only,
+            )
+            timings[name] = time.perf_counter() - began
+
+        final = outcomes[targets[-1][0]]
+        summary = RunSummary(
+            run_id=run_id,
+            register=register.name,
+            dataset=parsed.name,
+            version=parsed.version,
+            committed=not validate_only,
+            valid_from=final.valid_from,
+            transaction_time=transaction_time,
+            counts=final.counts,
+            warnings=final.warnings,
+            notes=final.notes,
+            timings=timings,
+        )
+        log.info(
+            "dataset imported" if summary.committed else "dataset validated (rolled back)",
+            dataset=parsed.name,
+            version=parsed.version,
+            transaction_time=transaction_time.isoformat(),
+            inserted=final.counts.inserted,
+            updated=final.counts.updated,
+            closed=final.counts.closed,
+            unchanged=final.counts.unchanged,
+            warnings=final.warnings,
+            seconds={key: round(value, 3) for key, value in timings.items()},
+        )
+        return summary
+
+    def _load(
+        self,
+        engine: sa.Engine,
+        database: str,
+        register: Register,
+        parsed: ParsedDataset,
+        settings: Mapping[str, Any],
+        status_table: sa.Table,
+        run_id: str,
+        transaction_time: datetime,
+        force: bool,
+        *,
+        commit: bool,
+    ) -> _Outcome:
+        status_id: int | None = None
+        if commit:
+            with _infrastructure_errors(f"recording the start in {database}"):
+                status_id = status.start(
+                    engine, status_table, run_id=run_id, dataset=parsed.name, version=parsed.version,
+                    files=parsed.files, transaction_time=transaction_time, started=whole_seconds(self.clock.now()),
+                )
+        try:
+            with _infrastructure_errors(f"importing into {database}"), engine.connect() as connection:
+                outcome = self._load_in_transaction(
+                    connection, register, parsed, settings, status_table, transaction_time, force
+                )
+                if commit:
+                    assert status_id is not None
+                    status.succeed(
+                        connection, status_table, status_id, ended=whole_seconds(self.clock.now()),
+                        valid_from=outcome.valid_from, counts=outcome.counts, forced=bool(outcome.notes),
+                        message="\n".join(outcome.warnings + outcome.notes),
+                    )
+                    connection.commit()
+                else:
+                    connection.rollback()
+                log.info(f"{database} {'committed' if commit else 'rolled back'}", dataset=parsed.name)
+                return outcome
+        except ImporterError as error:
+            if status_id is not None:
+                self._record_failure(engine, status_table, status_id, str(error))
+            raise
+
+    def _load_in_transaction(
+        self,
+        connection: sa.Connection,
+        register: Register,
+        parsed: ParsedDataset,
+        settings: Mapping[str, Any],
+        status_table: sa.Table,
+        transaction_time: datetime,
+        force: bool,
+    ) -> _Outcome:
+        previous = status.latest_success(connection, status_table)
+        sequenced = register.check_sequence(previous, parsed)
+        deltas: list[TableDelta] = []
+        for spec in register.tables:
+            deltas.append(compute_delta(connection, spec, parsed.frames[spec.name]))
+        notes = register.check_delta(deltas, settings, force)
+        for note in notes:
+            log.warning("guard overridden", note=note)
+        for delta in deltas:
+            apply_delta(connection, delta, sequenced.valid_from, transaction_time)
+        register.after_load(connection)
+        warnings = [*parsed.warnings, *sequenced.warnings]
+        counts = RunCounts(
+            rows_read=parsed.rows_read,
+            inserted=sum(d.inserted for d in deltas),
+            updated=sum(d.updated for d in deltas),
+            closed=sum(d.closed for d in deltas),
+            unchanged=sum(d.unchanged for d in deltas),
+            warnings=len(warnings),
+        )
+        return _Outcome(counts=counts, valid_from=sequenced.valid_from, warnings=warnings, notes=notes)
+
+    def _record_failure(self, engine: sa.Engine, table: sa.Table, status_id: int, message: str) -> None:
+        try:
+            status.fail(engine, table, status_id, ended=whole_seconds(self.clock.now()), message=message)
+        except sa.exc.DBAPIError as error:
+            # The database that failed the import may be the one that is down; the log keeps the record.
+            log.error("could not record the failure", status_id=status_id, reason=str(error.orig))
+
+    def _next_transaction_time(self, status_table: sa.Table) -> datetime:
+        """Whole seconds, strictly later than any earlier run in either database: the feed pages on it."""
+        candidate = whole_seconds(self.clock.now())
+        for engine in (self.preflight, self.production):
+            with engine.connect() as connection:
+                latest = status.latest_transaction_time(connection, status_table)
+            if latest is not None and latest >= candidate:
+                candidate = latest + timedelta(seconds=1)
+        return candidate
+
+    def _resynchronise_if_needed(self, register: Register, status_table: sa.Table) -> None:
+        with self.preflight.connect() as pre, self.production.connect() as prod:
+            preflight_time = status.latest_success_time(pre, status_table)
+            production_time = status.latest_success_time(prod, status_table)
+        if preflight_time == production_time:
+            return
+        log.warning(
+            "preflight out of step with production, re-synchronising",
+            preflight=str(preflight_time),
+            production=str(production_time),
+        )
+        resynchronise(register, self.production, self.preflight)
+
+
+def resynchronise(register: Register, source: sa.Engine, target: sa.Engine) -> None:
+    """Make the target's copy of a register equal to the source's, in one target transaction.
+
+    The history tables are copied row for row (surrogate keys included), derived tables rebuilt, and the
+    target's status rows brought in line: its successes that the source never committed become REVERTED,
+    and successes it lacks are copied, so both agree on what was imported last.
+    """
+    status_table = register.metadata.tables[register.status_table_name]
+    with source.connect() as src, target.connect() as dst:
+        for spec in register.tables:
+            dst.execute(spec.table.delete())
+            result = src.execution_options(stream_results=True).execute(sa.select(spec.table))
+            bulk_insert(dst, spec.table, (dict(row) for row in result.mappings()))
+        register.after_load(dst)
+
+        source_time = status.latest_success_time(src, status_table)
+        reverted = status_table.c.Outcome == status.SUCCESS
+        if source_time is not None:
+            reverted = sa.and_(reverted, status_table.c.TransactionTime > source_time)
+        dst.execute(
+            status_table.update()
+            .where(reverted)
+            .values(Outcome=status.REVERTED, Message="reverted: production never committed this import")
+        )
+        target_time = status.latest_success_time(dst, status_table)
+        missing = sa.select(status_table).where(status_table.c.Outcome == status.SUCCESS)
+        if target_time is not None:
+            missing = missing.where(status_table.c.TransactionTime > target_time)
+        copies = [{k: v for k, v in row.items() if k != "Id"} for row in src.execute(missing).mappings()]
+        if copies:
+            dst.execute(status_table.insert(), copies)
+        dst.commit()
+    log.info("preflight re-synchronised", tables=[spec.name for spec in register.tables])
+
+
+@contextmanager
+def _infrastructure_errors(doing: str) -> Iterator[None]:
+    """Database and file-system failures are the environment's fault: never lock, retry later."""
+    try:
+        yield
+    except sa.exc.DBAPIError as error:
+        raise InfrastructureError(f"database error while {doing}: {error.orig}") from error
+    except OSError as error:
+        raise InfrastructureError(f"system error while {doing}: {error}") from error
+

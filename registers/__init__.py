@@ -1,0 +1,1 @@
+"""Register plugins: one package per register, each discovered through the `stamdata.registers` entry points."""

@@ -1,0 +1,212 @@
+"""Parser for the daily authorisation dump: `<yyyyMMdd><anything>.csv`, `;`-separated, no header.
+
+Validation is vectorised over the whole file and reports every broken rule with its line, so an operator
+fixes a bad delivery in one go. Values are kept exactly as delivered (no trimming): the register is the
+authority on its own spelling.
+"""
+
+import csv
+import hashlib
+import io
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from importer.errors import DataError, Problem
+from importer.plugin import ParsedDataset
+
+FILE_NAME = re.compile(r"^(?P<date>.{8}).*\.csv$", re.IGNORECASE)
+FIELDS = ("Autorisationsnummer", "CPR", "Efternavn", "Fornavn", "UddannelsesKode")
+FIELD_LABELS = {
+    "Autorisationsnummer": "column 1 (autorisationsnummer)",
+    "CPR": "column 2 (cpr)",
+    "Efternavn": "column 3 (efternavn)",
+    "Fornavn": "column 4 (fornavn)",
+    "UddannelsesKode": "column 5 (uddannelseskode)",
+}
+NAME_LENGTH = 100
+
+# Replacement numbers that do not identify persons: they have no surname (FORMATS.md §1).
+SPECIAL_NUMBERS = frozenset({"09YM8", "09YM9", "09YMB"})
+
+EDUCATION = {
+    "0000": "Erstatningsautorisation",
+    "4498": "Optiker",
+    "5151": "Fysioterapeut",
+    "5152": "Social- og sundhedsassistent",
+    "5153": "Ergoterapeut",
+    "5155": "Fodterapeut",
+    "5158": "Radiograf",
+    "5159": "Bioanalytiker",
+    "5166": "Sygeplejerske",
+    "5175": "Jordemoder",
+    "5176": "Kontaktlinseoptiker / Optometrist",
+    "5265": "Kiropraktor",
+    "5431": "Tandplejer",
+    "5432": "Klinisk tandtekniker",
+    "5433": "Tandlæge",
+    "5451": "Klinisk diætist",
+    "7170": "Læge",
+    "9495": "Bandagist",
+}
+
+# C0/C1 control characters have no place in names and codes; in an ISO-8859-15 file they are the sign of
+# bytes that are not text (every byte decodes in ISO-8859-15, so this is how undecodable input shows).
+CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+MAX_PROBLEMS = 1000
+
+
+def dataset_file(path: Path) -> Path:
+    """A dataset is one file, or a directory holding exactly one (markers and hidden files aside)."""
+    if not path.exists():
+        raise DataError.single("dataset-missing", "the dataset path does not exist", file=str(path))
+    if path.is_file():
+        return path
+    files = sorted(p for p in path.iterdir() if not p.name.startswith(".") and p.name != "READY")
+    if len(files) != 1 or not files[0].is_file():
+        names = ", ".join(p.name for p in files) or "nothing"
+        raise DataError.single(
+            "one-file-per-dataset", f"a dataset directory must hold exactly one file, found {names}", file=path.name
+        )
+    return files[0]
+
+
+def file_date(file: Path) -> datetime:
+    match = FILE_NAME.match(file.name)
+    if match is None:
+        raise DataError.single(
+            "file-name", "the file name must be <yyyyMMdd><anything>.csv", file=file.name
+        )
+    try:
+        return datetime.strptime(match["date"], "%Y%m%d")
+    except ValueError:
+        raise DataError.single(
+            "file-name-date", f"{match['date']!r} is not a valid yyyyMMdd date", file=file.name
+        ) from None
+
+
+def decode(raw: bytes, name: str) -> tuple[str, str]:
+    """ISO-8859-15 by contract; UTF-8 when it says so (BOM) or evidently is (valid multi-byte sequences)."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return _strict(raw[3:], "utf-8", name), "utf-8"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("iso-8859-15"), "iso-8859-15"
+    return text, ("utf-8" if any(b >= 0x80 for b in raw) else "ascii")
+
+
+def _strict(raw: bytes, encoding: str, name: str) -> str:
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise DataError.single(
+            "encoding", f"byte 0x{raw[error.start]:02x} is not valid {encoding}", file=name, line=line
+        ) from None
+
+
+def parse_file(file: Path) -> ParsedDataset:
+    valid_from = file_date(file)
+    raw = file.read_bytes()
+    name = file.name
+    if not raw.strip(b"\r\n"):
+        raise DataError.single("empty-file", "the file holds no authorisations", file=name)
+    text, encoding = decode(raw, name)
+
+    control = CONTROL.search(text)
+    if control is not None:
+        line = text.count("\n", 0, control.start()) + 1
+        raise DataError.single(
+            "encoding",
+            f"character U+{ord(control.group()[0]):04X} is a control character, not text (undecodable bytes?)",
+            file=name,
+            line=line,
+        )
+
+    body = text[:-1] if text.endswith("\n") else text
+    lines = pd.Series(body.split("\n"), dtype=object).str.removesuffix("\r")
+    problems = _line_shape_problems(lines, name)
+    if problems:
+        raise DataError(problems)
+
+    frame = pd.read_csv(
+        io.StringIO("\n".join(lines)),
+        sep=";",
+        header=None,
+        names=list(FIELDS),
+        dtype=str,
+        na_filter=False,
+        quoting=csv.QUOTE_NONE,
+        skip_blank_lines=False,
+        engine="c",
+    )
+    problems = _field_problems(frame, name)
+    if problems:
+        raise DataError(problems)
+
+    unknown = sorted(set(frame["UddannelsesKode"]) - set(EDUCATION))
+    warnings = []
+    if unknown:
+        count = int(frame["UddannelsesKode"].isin(unknown).sum())
+        warnings.append(f"{count} row(s) with unknown education code(s): {', '.join(unknown[:20])}")
+
+    columns = ["Autorisationsnummer", "CPR", "Fornavn", "Efternavn", "UddannelsesKode"]
+    return ParsedDataset(
+        name=name,
+        version=valid_from.strftime("%Y%m%d"),
+        valid_from=valid_from,
+        frames={"Autorisation2": frame[columns]},
+        files={name: hashlib.sha256(raw).hexdigest()},
+        warnings=warnings,
+        details={"encoding": encoding},
+    )
+
+
+def _line_shape_problems(lines: "pd.Series[str]", name: str) -> list[Problem]:
+    problems: list[Problem] = []
+    for index in lines.index[lines == ""][:MAX_PROBLEMS]:
+        problems.append(Problem("blank-line", "blank lines are not allowed", name, int(index) + 1))
+    separators = lines.str.count(";")
+    for index in lines.index[(separators != len(FIELDS) - 1) & (lines != "")][:MAX_PROBLEMS]:
+        found = int(separators[index]) + 1
+        problems.append(
+            Problem("column-count", f"expected {len(FIELDS)} ';'-separated fields, found {found}", name, int(index) + 1)
+        )
+    return sorted(problems, key=lambda p: p.line or 0)
+
+
+def _field_problems(frame: pd.DataFrame, name: str) -> list[Problem]:
+    checks: list[tuple[str, pd.Series[bool], str]] = [
+        ("autorisationsnummer", ~frame["Autorisationsnummer"].str.fullmatch(r"[0-9A-Z]{5}"),
+         f"{FIELD_LABELS['Autorisationsnummer']} must be 5 characters 0-9/A-Z"),
+        ("cpr", ~frame["CPR"].str.fullmatch(r"[0-9]{10}"), f"{FIELD_LABELS['CPR']} must be 10 digits"),
+        ("uddannelseskode", ~frame["UddannelsesKode"].str.fullmatch(r"[0-9A-Z]{4}"),
+         f"{FIELD_LABELS['UddannelsesKode']} must be 4 characters 0-9/A-Z"),
+        ("name-length", frame["Efternavn"].str.len() > NAME_LENGTH,
+         f"{FIELD_LABELS['Efternavn']} is longer than {NAME_LENGTH} characters"),
+        ("name-length", frame["Fornavn"].str.len() > NAME_LENGTH,
+         f"{FIELD_LABELS['Fornavn']} is longer than {NAME_LENGTH} characters"),
+        ("surname-required", (frame["Efternavn"] == "") & ~frame["Autorisationsnummer"].isin(SPECIAL_NUMBERS),
+         f"{FIELD_LABELS['Efternavn']} may only be empty for the replacement numbers "
+         f"{', '.join(sorted(SPECIAL_NUMBERS))}"),
+    ]
+    problems: list[Problem] = []
+    for rule, failing, detail in checks:
+        for index in frame.index[failing.fillna(True)][:MAX_PROBLEMS]:
+            problems.append(Problem(rule, detail, name, int(index) + 1))
+
+    numbers = frame["Autorisationsnummer"]
+    duplicated = numbers.duplicated(keep="first")
+    if duplicated.any():
+        first_line = {number: position + 1 for position, number in zip(frame.index[~duplicated], numbers[~duplicated],
+                                                                           strict=True)}
+        for index in frame.index[duplicated][:MAX_PROBLEMS]:
+            number = numbers[index]
+            problems.append(
+                Problem("duplicate-key", f"autorisationsnummer {number} already appears on line "
+                        f"{first_line[number]}", name, int(index) + 1)
+            )
+    return sorted(problems, key=lambda p: p.line or 0)

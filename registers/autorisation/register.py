@@ -1,0 +1,92 @@
+"""The autorisation register plugin: daily full dumps, sequenced by file date, guarded against mass removal."""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from importer.errors import DataError
+from importer.plugin import FeedView, ParsedDataset, PreviousImport, Register, Sequenced
+from importer.temporal import OPEN_END, TableDelta
+from registers.autorisation import parser
+from registers.autorisation import tables as schema
+
+
+class AutorisationRegister(Register):
+    name = "autorisation"
+    status_table_name = schema.import_status.name
+    metadata = schema.metadata
+    tables = (schema.AUTORISATION,)
+    settings_defaults: Mapping[str, Any] = {
+        # Refuse a dump that would close more currently valid authorisations than this, unless forced.
+        "reduction_guard": 100,
+        "max_age_days": 2.0,
+    }
+    feed_views = (
+        FeedView(
+            path="autorisationsregisteret/autorisation/v1",
+            table="Autorisation2",
+            fields={
+                "autorisationsnummer": "Autorisationsnummer",
+                "cpr": "CPR",
+                "fornavn": "Fornavn",
+                "efternavn": "Efternavn",
+                "uddannelseskode": "UddannelsesKode",
+                "validFrom": "ValidFrom",
+                "validTo": "ValidTo",
+            },
+        ),
+    )
+
+    def recognise(self, path: Path) -> str | None:
+        try:
+            file = parser.dataset_file(path)
+            parser.file_date(file)
+        except DataError:
+            return None
+        return "csv"
+
+    def parse(self, path: Path, settings: Mapping[str, Any]) -> ParsedDataset:
+        return parser.parse_file(parser.dataset_file(path))
+
+    def check_sequence(self, previous: PreviousImport | None, parsed: ParsedDataset) -> Sequenced:
+        if previous is not None and parsed.version <= previous.version:
+            rule = "same-date" if parsed.version == previous.version else "older-date"
+            raise DataError.single(
+                rule,
+                f"dataset date {parsed.version} is not later than the newest imported "
+                f"{previous.version} ({previous.dataset})",
+                file=parsed.name,
+            )
+        return Sequenced(valid_from=parsed.valid_from)
+
+    def check_delta(self, deltas: Sequence[TableDelta], settings: Mapping[str, Any], force: bool) -> list[str]:
+        closed = sum(delta.closed for delta in deltas)
+        limit = int(settings["reduction_guard"])
+        if closed <= limit:
+            return []
+        if not force:
+            raise DataError.single(
+                "reduction-guard",
+                f"the dump would remove {closed} currently valid authorisations, more than the limit of {limit}; "
+                "import it with --force if the removal is real",
+            )
+        return [f"reduction guard overridden by --force: {closed} authorisations removed (limit {limit})"]
+
+    def after_load(self, connection: sa.Connection) -> None:
+        """Rebuild autreg2 in the import's transaction (DELETE, not TRUNCATE, which commits in MySQL)."""
+        source = schema.autorisation2.c
+        connection.execute(schema.autreg2.delete())
+        connection.execute(
+            schema.autreg2.insert().from_select(
+                ["cpr", "given_name", "surname", "aut_id", "edu_id"],
+                sa.select(source.CPR, source.Fornavn, source.Efternavn, source.Autorisationsnummer,
+                          source.UddannelsesKode)
+                .where(source.ValidTo == OPEN_END)
+                .order_by(source.AutorisationPID),
+            )
+        )
+
+    def derived_tables(self) -> Sequence[sa.Table]:
+        return (schema.autreg2,)

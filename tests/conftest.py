@@ -1,0 +1,178 @@
+"""Shared fixtures: real SQLite files and real MariaDB databases, the CLI in-process and as a subprocess.
+
+MariaDB tests use `STAMDATA_TEST_MARIADB_URL` (default: root on 127.0.0.1:3306). Where no server answers
+they skip with the reason, except when `STAMDATA_TEST_REQUIRE_MARIADB` is set (CI), where they fail.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from importer.config import Settings, load_settings
+
+MARIADB_URL = os.environ.get("STAMDATA_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+REQUIRE_MARIADB = bool(os.environ.get("STAMDATA_TEST_REQUIRE_MARIADB"))
+BACKENDS = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+_mariadb_reason: list[str | None] = []
+
+
+def mariadb_or_skip() -> None:
+    """Skip (or, in CI, fail) when no MariaDB server answers."""
+    if not _mariadb_reason:
+        engine = sa.create_engine(MARIADB_URL, connect_args={"connect_timeout": 3})
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+            _mariadb_reason.append(None)
+        except Exception as error:  # any failure to connect means: no server for these tests
+            _mariadb_reason.append(
+                f"no MariaDB/MySQL server at {MARIADB_URL} ({type(error).__name__}); set STAMDATA_TEST_MARIADB_URL"
+            )
+        finally:
+            engine.dispose()
+    reason = _mariadb_reason[0]
+    if reason is not None:
+        if REQUIRE_MARIADB:
+            pytest.fail(f"MariaDB is required here (STAMDATA_TEST_REQUIRE_MARIADB is set): {reason}")
+        pytest.skip(reason)
+
+
+@dataclass(frozen=True)
+class Databases:
+    """A preflight and a production database, fresh for one test."""
+
+    backend: str
+    preflight_url: str
+    production_url: str
+    inbox: Path
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        return {
+            "STAMDATA_PREFLIGHT_URL": self.preflight_url,
+            "STAMDATA_PRODUCTION_URL": self.production_url,
+            "STAMDATA_INBOX": str(self.inbox),
+            **extra,
+        }
+
+    def settings(self, **extra: str) -> Settings:
+        return load_settings(None, self.environ(**extra))
+
+    def rows(self, which: str, table: str, order_by: str | None = None) -> list[dict[str, Any]]:
+        url = self.production_url if which == "production" else self.preflight_url
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as connection:
+                if not sa.inspect(connection).has_table(table):
+                    return []
+                query = f"SELECT * FROM {connection.dialect.identifier_preparer.quote(table)}"
+                if order_by:
+                    query += f" ORDER BY {order_by}"
+                return [dict(row) for row in connection.exec_driver_sql(query).mappings()]
+        finally:
+            engine.dispose()
+
+
+def _mariadb_databases(tmp_path: Path) -> Iterator[Databases]:
+    mariadb_or_skip()
+    stem = f"stamdata_test_{uuid.uuid4().hex[:10]}"
+    names = (f"{stem}_pre", f"{stem}_prod")
+    server = sa.create_engine(MARIADB_URL)
+    with server.begin() as connection:
+        for name in names:
+            connection.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    try:
+        yield Databases("mariadb", MARIADB_URL + names[0], MARIADB_URL + names[1], tmp_path / "inbox")
+    finally:
+        with server.begin() as connection:
+            for name in names:
+                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        server.dispose()
+
+
+def _sqlite_databases(tmp_path: Path) -> Databases:
+    return Databases(
+        "sqlite",
+        f"sqlite:///{tmp_path / 'var' / 'preflight.sqlite'}",
+        f"sqlite:///{tmp_path / 'var' / 'production.sqlite'}",
+        tmp_path / "inbox",
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databases]:
+    """Fresh preflight and production databases on each backend."""
+    if request.param == "sqlite":
+        yield _sqlite_databases(tmp_path)
+    else:
+        yield from _mariadb_databases(tmp_path)
+
+
+@pytest.fixture
+def sqlite_databases(tmp_path: Path) -> Databases:
+    return _sqlite_databases(tmp_path)
+
+
+@pytest.fixture
+def mariadb_databases(tmp_path: Path) -> Iterator[Databases]:
+    yield from _mariadb_databases(tmp_path)
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120) -> CliResult:
+    """The real console entry point in a subprocess, as an operator or a harness would run it."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("STAMDATA_")}
+    environment.update(env)
+    completed = subprocess.run(
+        [sys.executable, "-m", "importer", *args],
+        env=environment,
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    # Echo into pytest's capture so the suite-wide personal-data scan sees subprocess output too.
+    sys.stdout.write(completed.stdout)
+    sys.stderr.write(completed.stderr)
+    return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+# --- Personal data: nothing the suite prints may hold an unmasked CPR number. ---------------------------
+
+_UNMASKED_CPR = re.compile(r"(?<![0-9A-Za-z.:-])\d{6}-?\d{4}(?![0-9A-Za-z])")
+_leaks: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for section, text in report.sections:
+        if "Captured" not in section:
+            continue
+        for match in _UNMASKED_CPR.finditer(text):
+            _leaks.append(f"{report.nodeid} [{section}]: …{text[max(0, match.start() - 60):match.end() + 20]}…")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _leaks:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"\nUnmasked CPR-like numbers in captured output ({len(_leaks)}):", red=True)
+            for leak in _leaks[:20]:
+                reporter.write_line(f"  {leak}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
