@@ -123,6 +123,19 @@ def unlock(register: RegisterArg) -> None:
             out.print(f"{plugin.name}: not locked")
 
 
+@app.command()
+def run() -> None:
+    """Run the importer daemon: watch every register's inbox and import datasets as they arrive.
+
+    Serves /status and /metrics on STAMDATA_LISTEN; stops cleanly on SIGTERM/SIGINT (exit 0).
+    """
+    from importer.daemon import Daemon  # the daemon's web stack is only loaded by the command that needs it
+
+    with _exit_codes():
+        code = Daemon(state.settings, discover()).run()
+    raise typer.Exit(code)
+
+
 @app.command("migrate")
 def migrate_command() -> None:
     """Upgrade the preflight and production databases to the newest schema."""

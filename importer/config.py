@@ -24,6 +24,17 @@ DEFAULTS: dict[str, Any] = {
     "log_level": "info",
 }
 
+# The daemon's own knobs (`stamdata-importer run`); typed, so environment overrides are coerced to these types.
+DAEMON_DEFAULTS: dict[str, Any] = {
+    "watch_mode": "native",  # native (inotify) | polling (network filesystems) | off (rescans only)
+    "rescan_interval_s": 5.0,  # the rescan is the truth; file-system events only wake it early
+    "stop_timeout_s": 30.0,  # how long SIGTERM waits for a running import before abandoning it
+    "retry_initial_s": 5.0,  # first wait after an infrastructure error, doubled per failure
+    "retry_max_s": 600.0,
+    "lock_wait_s": 600.0,  # how long a CLI import waits for the register lock held by another importer
+    "archive_retention_days": 90.0,  # processed/ entries older than this are deleted; 0 keeps them forever
+}
+
 # What every register may tune, whatever it is; a register adds its own keys and may change these defaults.
 REGISTER_DEFAULTS: dict[str, Any] = {
     "quiet_period_s": 10.0,
@@ -40,6 +51,7 @@ class Settings:
     log_level: str
     register_sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=dict)
+    daemon: Mapping[str, Any] = field(default_factory=lambda: dict(DAEMON_DEFAULTS))
 
     def for_register(self, name: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
         """The effective settings of one register: its defaults, its TOML section, then the environment."""
@@ -90,14 +102,18 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
         except tomllib.TOMLDecodeError as error:
             raise UsageError(f"configuration file {config_file} is not valid TOML: {error}") from error
     sections = document.pop("registers", {})
-    unknown = set(document) - set(DEFAULTS)
+    unknown = set(document) - set(DEFAULTS) - set(DAEMON_DEFAULTS)
     if unknown:
         raise UsageError(f"unknown setting(s) in {config_file}: {', '.join(sorted(unknown))}")
-    values = {**DEFAULTS, **document}
+    values = {**DEFAULTS, **DAEMON_DEFAULTS, **document}
     for key in DEFAULTS:
         override = env.get(f"STAMDATA_{key.upper()}")
         if override is not None:
             values[key] = override
+    for key, default in DAEMON_DEFAULTS.items():
+        override = env.get(f"STAMDATA_{key.upper()}")
+        if override is not None:
+            values[key] = _coerce(f"STAMDATA_{key.upper()}", override, default)
     return Settings(
         production_url=str(values["production_url"]),
         preflight_url=str(values["preflight_url"]),
@@ -106,4 +122,5 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
         log_level=str(values["log_level"]),
         register_sections=sections,
         environ=env,
+        daemon={key: values[key] for key in DAEMON_DEFAULTS},
     )

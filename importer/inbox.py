@@ -4,11 +4,12 @@ A LOCKED file holds the reason an import was refused; while it exists the daemon
 for that register. `stamdata-importer unlock` removes it.
 """
 
+import shutil
 from pathlib import Path
 
 LOCK_FILE = "LOCKED"
 # Entries the inbox keeps for itself; never datasets.
-RESERVED = frozenset({LOCK_FILE, "READY", "processed", "failed"})
+RESERVED = frozenset({LOCK_FILE, "READY", "processed", "failed", ".processing"})
 
 
 def register_dir(root: Path, register: str) -> Path:
@@ -44,3 +45,125 @@ def unlock(root: Path, register: str) -> str | None:
     reason = lock_reason(root, register)
     (register_dir(root, register) / LOCK_FILE).unlink(missing_ok=True)
     return reason
+
+
+# --- The life of a dataset in the daemon: claim, then archive, fail or give back. -------------------------
+#
+# Every move is a rename within the register's folder tree, so it is atomic and a crash leaves the dataset in
+# exactly one place. Input is never deleted before the production commit: it is only ever renamed.
+
+PROCESSING = ".processing"
+PROCESSED = "processed"
+FAILED = "failed"
+MARKER = "READY"
+# A dataset file may be declared complete by a sidecar `<dataset>.READY` next to it.
+SIDECAR_SUFFIXES = (".READY", ".ready")
+
+
+def is_sidecar(entry: Path) -> bool:
+    return entry.name.endswith(SIDECAR_SUFFIXES)
+
+
+def pending(root: Path, register: str) -> list[Path]:
+    """Datasets waiting in a register's inbox, in import order (sidecar markers are not datasets)."""
+    directory = register_dir(root, register)
+    if not directory.is_dir():
+        return []
+    return [entry for entry in datasets_in(directory) if not is_sidecar(entry)]
+
+
+def claimed(root: Path, register: str) -> list[Path]:
+    """Datasets in `.processing/`: under the register lock, these were left by an importer that died."""
+    directory = register_dir(root, register) / PROCESSING
+    if not directory.is_dir():
+        return []
+    return sorted((entry for entry in directory.iterdir() if not entry.name.startswith(".")), key=lambda e: e.name)
+
+
+def prepare(root: Path, register: str) -> None:
+    base = register_dir(root, register)
+    for directory in (base, base / PROCESSING, base / PROCESSED, base / FAILED):
+        directory.mkdir(parents=True, exist_ok=True)
+
+
+def sidecars(dataset: Path) -> list[Path]:
+    return [dataset.with_name(dataset.name + suffix) for suffix in SIDECAR_SUFFIXES
+            if dataset.with_name(dataset.name + suffix).exists()]
+
+
+def claim(root: Path, register: str, dataset: Path) -> Path:
+    """Take a dataset for import; its readiness marker has done its job and goes."""
+    target = register_dir(root, register) / PROCESSING / dataset.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    dataset.rename(target)
+    for marker in sidecars(dataset):
+        marker.unlink(missing_ok=True)
+    return target
+
+
+def give_back(root: Path, register: str, dataset: Path) -> Path:
+    """Return a claimed dataset to the inbox for a later retry (infrastructure error)."""
+    target = register_dir(root, register) / dataset.name
+    if target.exists():  # someone dropped the same name meanwhile; keep ours claimed, it is retried first
+        return dataset
+    dataset.rename(target)
+    return target
+
+
+def archive(root: Path, register: str, dataset: Path, year: int, files: dict[str, str]) -> Path:
+    """Move an imported dataset to `processed/<yyyy>/`, with `<dataset>.sha256` listing its input files.
+
+    The checksum file is written first: a crash between the two steps leaves the dataset claimed, and the
+    restart finds it already in production and archives it again.
+    """
+    directory = register_dir(root, register) / PROCESSED / f"{year:04d}"
+    directory.mkdir(parents=True, exist_ok=True)
+    target = _free_name(directory / dataset.name)
+    checksum = target.with_name(target.name + ".sha256")
+    temporary = checksum.with_name("." + checksum.name + ".tmp")
+    temporary.write_text("".join(f"{digest}  {name}\n" for name, digest in sorted(files.items())), encoding="utf-8")
+    temporary.replace(checksum)
+    dataset.rename(target)
+    return target
+
+
+def fail(root: Path, register: str, dataset: Path, reason: str) -> Path:
+    """Lock the register with the reason, then move the refused dataset to `failed/`.
+
+    Lock first: a crash in between leaves a locked register with the dataset still claimed (refused again
+    after unlock), never a bad dataset silently out of the way with later ones importing past it.
+    """
+    lock(root, register, reason)
+    directory = register_dir(root, register) / FAILED
+    directory.mkdir(parents=True, exist_ok=True)
+    target = _free_name(directory / dataset.name)
+    dataset.rename(target)
+    return target
+
+
+def prune_archive(root: Path, register: str, older_than: float) -> list[Path]:
+    """Delete archived datasets whose checksum file is older than `older_than` (epoch seconds)."""
+    removed: list[Path] = []
+    base = register_dir(root, register) / PROCESSED
+    if not base.is_dir():
+        return removed
+    for checksum in sorted(base.glob("*/*.sha256")):
+        if checksum.stat().st_mtime >= older_than:
+            continue
+        dataset = checksum.with_name(checksum.name.removesuffix(".sha256"))
+        if dataset.is_dir():
+            shutil.rmtree(dataset)
+        else:
+            dataset.unlink(missing_ok=True)
+        checksum.unlink()
+        removed.append(dataset)
+    return removed
+
+
+def _free_name(path: Path) -> Path:
+    """The path itself, or `<name>.1`, `<name>.2`, … when a dataset of that name was moved there before."""
+    candidate, number = path, 0
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}.{number}")
+    return candidate

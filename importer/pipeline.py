@@ -21,6 +21,7 @@ from importer.clock import Clock, SystemClock, whole_seconds
 from importer.config import Settings
 from importer.db import bulk_insert, create_engine
 from importer.errors import DataError, ImporterError, InfrastructureError
+from importer.locks import RegisterLocks
 from importer.logs import get_logger
 from importer.plugin import ParsedDataset, Register
 from importer.status import RunCounts
@@ -62,6 +63,8 @@ class Pipeline:
         self.clock = clock or SystemClock()
         self.preflight = create_engine(settings.preflight_url)
         self.production = create_engine(settings.production_url)
+        # One importer per register across processes (daemons and CLI alike); see importer/locks.py.
+        self.locks = RegisterLocks(self.production)
         self._migrated = False
 
     def close(self) -> None:
@@ -87,7 +90,9 @@ class Pipeline:
         stage = on_stage or (lambda _: None)
         with structlog.contextvars.bound_contextvars(run_id=run_id, register=register.name):
             try:
-                return self._run(register, path, run_id, force, validate_only, stage)
+                # Re-entrant: a daemon already holding the lock around claim and archive passes straight through.
+                with self.locks.hold(register.name, wait_s=float(self.settings.daemon["lock_wait_s"])):
+                    return self._run(register, path, run_id, force, validate_only, stage)
             except DataError as error:
                 log.error("dataset refused", dataset=path.name, rule=error.rule, reason=str(error))
                 raise

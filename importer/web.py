@@ -1,0 +1,80 @@
+"""The importer's HTTP face: one FastAPI app, served by the daemon itself on uvicorn in a thread.
+
+`create_app` builds the app from what it needs (a health checker, optionally metrics) so that the façade
+issue can add its routers to the same app and `stamdata-importer serve` can run it without a daemon.
+"""
+
+import asyncio
+import threading
+
+import uvicorn
+from fastapi import FastAPI, Query, Response
+from fastapi.concurrency import run_in_threadpool
+
+from importer.health import HealthChecker
+from importer.logs import get_logger
+from importer.metrics import CONTENT_TYPE, ImporterMetrics
+
+log = get_logger(__name__)
+
+
+def create_app(health: HealthChecker, metrics: ImporterMetrics | None = None) -> FastAPI:
+    app = FastAPI(title="stamdata importer", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/status")
+    async def get_status(format: str = Query("text", pattern="^(text|json)$")) -> Response:
+        # The check does blocking database I/O; keep it off the event loop so /metrics still answers.
+        report = await run_in_threadpool(health.check)
+        if metrics is not None:
+            metrics.observe_health(report)
+        code = 200 if report.ok else 500
+        if format == "json":
+            return Response(report.as_json(), status_code=code, media_type="application/json")
+        return Response(report.as_text(), status_code=code, media_type="text/plain; charset=utf-8")
+
+    if metrics is not None:
+        exposed = metrics
+
+        @app.get("/metrics")
+        async def get_metrics() -> Response:
+            report = await run_in_threadpool(health.check)
+            exposed.observe_health(report)
+            return Response(exposed.exposition(), media_type=CONTENT_TYPE)
+
+    return app
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return (host.strip("[]") or "127.0.0.1"), int(port)
+
+
+class WebServer:
+    """uvicorn in a background thread, stoppable from the daemon's shutdown path."""
+
+    def __init__(self, app: FastAPI, listen: str) -> None:
+        host, port = parse_listen(listen)
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+        # Outside the main thread uvicorn leaves signal handling alone: signals belong to the daemon.
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._serve, name="http", daemon=True)
+        self.error: BaseException | None = None
+
+    def _serve(self) -> None:
+        try:
+            asyncio.run(self.server.serve())
+        except BaseException as error:  # reported by start(); the thread must not die silently
+            self.error = error
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self.thread.start()
+        waited = 0.0
+        while not self.server.started and self.thread.is_alive() and waited < timeout_s:
+            self.thread.join(0.05)
+            waited += 0.05
+        if not self.server.started:
+            raise RuntimeError(f"HTTP server did not start: {self.error or 'timeout'}")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
