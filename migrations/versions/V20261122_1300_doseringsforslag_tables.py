@@ -1,0 +1,126 @@
+"""doseringsforslag: the five dosage history tables (Dosage*, DrugDosageStructureRelation) and status table
+
+Revision ID: V20261122_1300
+Revises: V20261122_1200
+Create Date: 2026-11-22 13:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import mysql
+
+revision = "V20261122_1300"
+down_revision = "V20261122_1200"
+branch_labels = None
+depends_on = None
+
+MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+PID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# Two VARCHAR(10000) utf8mb4 columns exceed MySQL's 65,535-byte row limit: TEXT there, VARCHAR elsewhere.
+LONG_TEXT = sa.String(10000).with_variant(mysql.TEXT(), "mysql", "mariadb")
+
+
+def temporal() -> list[sa.Column]:
+    return [sa.Column(name, sa.DateTime(), nullable=False)
+            for name in ("CreatedDate", "ModifiedDate", "ValidFrom", "ValidTo")]
+
+
+def indexes(table: str, key: str) -> None:
+    op.create_index(f"ix_{table}_PID_ModifiedDate", table, [f"{table}PID", "ModifiedDate"])
+    op.create_index(f"ix_{table}_{key}_ValidTo_ValidFrom", table, [key, "ValidTo", "ValidFrom"])
+
+
+def upgrade() -> None:
+    op.create_table(
+        "DosageVersion",
+        sa.Column("DosageVersionPID", PID, primary_key=True, autoincrement=True),
+        sa.Column("daDate", sa.Date(), nullable=False),
+        sa.Column("lmsDate", sa.Date(), nullable=False),
+        sa.Column("releaseDate", sa.Date(), nullable=False),
+        sa.Column("releaseNumber", sa.BigInteger(), nullable=False),
+        *temporal(),
+        **MYSQL,
+    )
+    indexes("DosageVersion", "releaseNumber")
+
+    op.create_table(
+        "DosageUnit",
+        sa.Column("DosageUnitPID", PID, primary_key=True, autoincrement=True),
+        sa.Column("releaseNumber", sa.BigInteger(), nullable=False),
+        sa.Column("code", sa.Integer(), nullable=False),
+        sa.Column("textSingular", sa.String(100), nullable=False),
+        sa.Column("textPlural", sa.String(100), nullable=False),
+        *temporal(),
+        **MYSQL,
+    )
+    indexes("DosageUnit", "code")
+
+    op.create_table(
+        "DosageDrug",
+        sa.Column("DosageDrugPID", PID, primary_key=True, autoincrement=True),
+        sa.Column("releaseNumber", sa.BigInteger(), nullable=False),
+        sa.Column("drugId", sa.BigInteger(), nullable=False),
+        sa.Column("dosageUnitCode", sa.BigInteger(), nullable=False),
+        sa.Column("drugName", sa.String(200), nullable=False),
+        *temporal(),
+        **MYSQL,
+    )
+    indexes("DosageDrug", "drugId")
+
+    op.create_table(
+        "DrugDosageStructureRelation",
+        sa.Column("DrugDosageStructureRelationPID", PID, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.String(200), nullable=False),
+        sa.Column("drugId", sa.BigInteger(), nullable=False),
+        sa.Column("dosageStructureCode", sa.BigInteger(), nullable=False),
+        sa.Column("releaseNumber", sa.BigInteger(), nullable=False),
+        *temporal(),
+        **MYSQL,
+    )
+    indexes("DrugDosageStructureRelation", "id")
+
+    op.create_table(
+        "DosageStructure",
+        sa.Column("DosageStructurePID", PID, primary_key=True, autoincrement=True),
+        sa.Column("releaseNumber", sa.BigInteger(), nullable=False),
+        sa.Column("code", sa.String(11), nullable=False),
+        sa.Column("type", sa.String(100), nullable=False),
+        sa.Column("simpleString", sa.String(100)),
+        sa.Column("supplementaryText", sa.String(200)),
+        sa.Column("xml", LONG_TEXT, nullable=False),
+        sa.Column("shortTranslation", sa.String(70)),
+        sa.Column("longTranslation", LONG_TEXT),
+        *temporal(),
+        **MYSQL,
+    )
+    indexes("DosageStructure", "code")
+
+    op.create_table(
+        "doseringimporterImportStatus",
+        sa.Column("Id", PID, primary_key=True, autoincrement=True),
+        sa.Column("StartTime", sa.DateTime(), nullable=False),
+        sa.Column("EndTime", sa.DateTime()),
+        sa.Column("Outcome", sa.String(20)),
+        sa.Column("RunId", sa.String(64)),
+        sa.Column("Dataset", sa.String(255)),
+        sa.Column("DatasetVersion", sa.String(32)),
+        sa.Column("InputFiles", sa.Text()),
+        sa.Column("TransactionTime", sa.DateTime()),
+        sa.Column("ValidFrom", sa.DateTime()),
+        sa.Column("RowsRead", sa.BigInteger()),
+        sa.Column("RowsInserted", sa.BigInteger()),
+        sa.Column("RowsUpdated", sa.BigInteger()),
+        sa.Column("RowsClosed", sa.BigInteger()),
+        sa.Column("RowsUnchanged", sa.BigInteger()),
+        sa.Column("Warnings", sa.Integer()),
+        sa.Column("Forced", sa.Boolean()),
+        sa.Column("Message", sa.String(4000)),
+        **MYSQL,
+    )
+    op.create_index("ix_doseringimporterImportStatus_StartTime", "doseringimporterImportStatus", ["StartTime"])
+
+
+def downgrade() -> None:
+    for table in ("doseringimporterImportStatus", "DosageStructure", "DrugDosageStructureRelation", "DosageDrug",
+                  "DosageUnit", "DosageVersion"):
+        op.drop_table(table)
