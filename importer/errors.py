@@ -47,6 +47,10 @@ class DataError(ImporterError):
     def single(cls, rule: str, detail: str, file: str | None = None, line: int | None = None) -> "DataError":
         return cls([Problem(rule, detail, file, line)])
 
+    def in_file(self, file: str) -> "DataError":
+        """The same refusal, with problems that name no file attributed to `file` (the dataset)."""
+        return DataError([p if p.file is not None else Problem(p.rule, p.detail, file, p.line) for p in self.problems])
+
     @property
     def rule(self) -> str:
         return self.problems[0].rule

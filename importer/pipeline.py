@@ -220,11 +220,14 @@ class Pipeline:
         force: bool,
     ) -> _Outcome:
         previous = status.latest_success(connection, status_table)
-        sequenced = register.check_sequence(previous, parsed)
         deltas: list[TableDelta] = []
-        for spec in register.tables:
-            deltas.append(compute_delta(connection, spec, parsed.frames[spec.name]))
-        notes = register.check_delta(deltas, settings, force)
+        try:
+            sequenced = register.check_sequence(previous, parsed)
+            for spec in register.tables:
+                deltas.append(compute_delta(connection, spec, parsed.frames[spec.name]))
+            notes = register.check_delta(deltas, settings, force)
+        except DataError as error:
+            raise error.in_file(parsed.name) from None
         for note in notes:
             log.warning("guard overridden", note=note)
         for delta in deltas:

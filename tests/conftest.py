@@ -156,7 +156,7 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None, timeout: f
 
 # --- Personal data: nothing the suite prints may hold an unmasked CPR number. ---------------------------
 
-_UNMASKED_CPR = re.compile(r"(?<![0-9A-Za-z.:-])\d{6}-?\d{4}(?![0-9A-Za-z])")
+_UNMASKED_CPR = re.compile(r"[0-9a-fA-F]{32,}|(?<![\d.:-])\d{6}-?\d{4}(?!\d)")
 _leaks: list[str] = []
 
 
@@ -165,6 +165,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         if "Captured" not in section:
             continue
         for match in _UNMASKED_CPR.finditer(text):
+            if len(match.group(0)) >= 32:
+                continue  # a digest, not a number
             _leaks.append(f"{report.nodeid} [{section}]: …{text[max(0, match.start() - 60):match.end() + 20]}…")
 
 

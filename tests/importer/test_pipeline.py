@@ -1,0 +1,132 @@
+"""The pipeline's bookkeeping: status rows, transaction times, validation, preflight re-synchronisation."""
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from importer.errors import DataError, InfrastructureError
+from importer.pipeline import Pipeline
+from registers.autorisation import REGISTER
+from tests.conftest import Databases
+from tests.registers.autorisation.kit import FIRST, SECOND, write_dump
+
+
+class FrozenClock:
+    """Every run at the same wall-clock second: transaction times must still increase."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+def history_without_pids(databases: Databases, which: str) -> list[tuple[Any, ...]]:
+    rows = databases.rows(which, "Autorisation2")
+    return sorted(tuple(str(v) for k, v in row.items() if k != "AutorisationPID") for row in rows)
+
+
+def test_status_rows_record_each_run(databases: Databases, tmp_path: Path) -> None:
+    pipeline = Pipeline(databases.settings())
+    try:
+        summary = pipeline.import_dataset(REGISTER, write_dump(tmp_path, "20261120AutDK.csv", FIRST))
+        with pytest.raises(DataError):
+            pipeline.import_dataset(REGISTER, write_dump(tmp_path, "20261119AutDK.csv", FIRST))
+    finally:
+        pipeline.close()
+
+    (production,) = databases.rows("production", "autorisationimporterImportStatus")
+    assert production["Outcome"] == "SUCCESS"
+    assert production["RunId"] == summary.run_id
+    assert production["Dataset"] == "20261120AutDK.csv"
+    assert production["DatasetVersion"] == "20261120"
+    assert '"20261120AutDK.csv": "' in production["InputFiles"]
+    assert (production["RowsRead"], production["RowsInserted"], production["RowsClosed"]) == (3, 3, 0)
+    assert production["EndTime"] is not None
+
+    preflight = databases.rows("preflight", "autorisationimporterImportStatus", order_by="Id")
+    assert [row["Outcome"] for row in preflight] == ["SUCCESS", "FAILURE"]
+    assert "older-date" in preflight[1]["Message"]
+
+
+def test_transaction_times_strictly_increase_within_one_second(databases: Databases, tmp_path: Path) -> None:
+    pipeline = Pipeline(databases.settings(), clock=FrozenClock(datetime(2026, 11, 22, 12, 0, 0)))
+    try:
+        first = pipeline.import_dataset(REGISTER, write_dump(tmp_path, "20261120AutDK.csv", FIRST))
+        second = pipeline.import_dataset(REGISTER, write_dump(tmp_path, "20261121AutDK.csv", SECOND))
+    finally:
+        pipeline.close()
+    assert first.transaction_time == datetime(2026, 11, 22, 12, 0, 0)
+    assert (second.transaction_time - first.transaction_time).total_seconds() == 1
+    rows = databases.rows("production", "Autorisation2")
+    stamps = {str(row["ModifiedDate"]) for row in rows}
+    assert stamps == {"2026-11-22 12:00:00", "2026-11-22 12:00:01"}
+
+
+def test_validate_rolls_back_everywhere(databases: Databases, tmp_path: Path) -> None:
+    pipeline = Pipeline(databases.settings())
+    try:
+        pipeline.import_dataset(REGISTER, write_dump(tmp_path, "20261120AutDK.csv", FIRST))
+        before = {which: history_without_pids(databases, which) for which in ("preflight", "production")}
+        summary = pipeline.import_dataset(
+            REGISTER, write_dump(tmp_path, "20261121AutDK.csv", SECOND), validate_only=True
+        )
+        assert not summary.committed
+        assert (summary.counts.inserted, summary.counts.updated, summary.counts.closed) == (1, 1, 1)
+        assert {which: history_without_pids(databases, which) for which in before} == before
+        # What was only validated can still be imported.
+        assert pipeline.import_dataset(REGISTER, write_dump(tmp_path, "20261121AutDK.csv", SECOND)).committed
+    finally:
+        pipeline.close()
+
+
+def test_preflight_is_resynchronised_when_production_failed_after_it(
+    databases: Databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = Pipeline(databases.settings())
+    second = write_dump(tmp_path, "20261121AutDK.csv", SECOND)
+    try:
+        pipeline.import_dataset(REGISTER, write_dump(tmp_path, "20261120AutDK.csv", FIRST))
+
+        real_load = pipeline._load
+
+        def production_fails(engine: Any, database: str, *args: Any, **kwargs: Any) -> Any:
+            if database == "production":
+                raise InfrastructureError("simulated: production went away after preflight committed")
+            return real_load(engine, database, *args, **kwargs)
+
+        monkeypatch.setattr(pipeline, "_load", production_fails)
+        with pytest.raises(InfrastructureError):
+            pipeline.import_dataset(REGISTER, second)
+        assert history_without_pids(databases, "preflight") != history_without_pids(databases, "production")
+
+        monkeypatch.setattr(pipeline, "_load", real_load)
+        summary = pipeline.import_dataset(REGISTER, second)  # would be refused as "same date" without re-sync
+        assert summary.counts.updated == 1
+    finally:
+        pipeline.close()
+
+    assert history_without_pids(databases, "preflight") == history_without_pids(databases, "production")
+    preflight_status = databases.rows("preflight", "autorisationimporterImportStatus", order_by="Id")
+    assert [row["Outcome"] for row in preflight_status] == ["SUCCESS", "REVERTED", "SUCCESS"]
+    snapshots = [
+        sorted(
+            (r["aut_id"], r["cpr"], r["given_name"], r["surname"], r["edu_id"]) for r in databases.rows(w, "autreg2")
+        )
+        for w in ("preflight", "production")
+    ]
+    assert snapshots[0] == snapshots[1]
+    assert [row[0] for row in snapshots[1]] == ["09YM8", "0A1B2", "1G7H8"]
+
+
+def test_unreachable_database_is_an_infrastructure_error(tmp_path: Path) -> None:
+    databases = Databases(
+        "mariadb",
+        "mysql+pymysql://root@127.0.0.1:1/nowhere",
+        "mysql+pymysql://root@127.0.0.1:1/nowhere",
+        tmp_path / "inbox",
+    )
+    with pytest.raises(InfrastructureError):
+        Pipeline(databases.settings()).import_dataset(REGISTER, write_dump(tmp_path, "20261120AutDK.csv", FIRST))
