@@ -12,9 +12,13 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(INSTALLED)
 
+# The daemon on the embedded SQLite default (var/*.sqlite); Ctrl-C stops it cleanly.
 run: $(INSTALLED)
-	$(BIN)/stamdata-importer replay autorisation ops/samples/autorisation
-	$(BIN)/stamdata-importer status
+	@echo "stamdata importer daemon"
+	@echo "  inbox:   $$(realpath -m "$${STAMDATA_INBOX:-inbox}")/<register>/   (try: cp ops/samples/autorisation/* inbox/autorisation/)"
+	@echo "  status:  http://$${STAMDATA_LISTEN:-127.0.0.1:8080}/status"
+	@echo "  metrics: http://$${STAMDATA_LISTEN:-127.0.0.1:8080}/metrics"
+	$(BIN)/stamdata-importer run
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -183,7 +183,7 @@ class RegisterWorker:
         quiet = float(self.config["quiet_period_s"])
         try:
             recognised = self.register.recognise(dataset) is not None
-        except OSError:
+        except Exception:  # a half-written dataset may trip a plugin; it is just not complete yet
             recognised = False
         return self.readiness.is_ready(dataset, quiet, recognised)
 
@@ -357,7 +357,10 @@ class Daemon:
                     register, pipeline, self.settings, self.options, self.clock, self.metrics, self.notifier,
                     self.stopping,
                 )
-            web.start()
+            try:
+                web.start()
+            except RuntimeError as error:
+                raise InfrastructureError(f"cannot serve HTTP on {self.settings.listen}: {error}") from error
             watcher.start()
             for worker in self.workers.values():
                 worker.thread.start()

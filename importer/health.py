@@ -111,7 +111,8 @@ class HealthChecker:
 
     def _read_status(self) -> dict[str, tuple[dict[str, Any] | None, datetime | None]]:
         if self._engine is None:
-            self._engine = create_engine(self.settings.production_url)
+            # Read-only: on SQLite a writer's connection begins IMMEDIATE and would queue behind a running import.
+            self._engine = create_engine(self.settings.production_url, readonly=True)
         result: dict[str, tuple[dict[str, Any] | None, datetime | None]] = {}
         with self._engine.connect() as connection:
             inspector = sa.inspect(connection)

@@ -63,6 +63,6 @@ class InboxWatcher:
             self.observer.start()
 
     def stop(self) -> None:
-        if self.observer is not None:
+        if self.observer is not None and self.observer.is_alive():
             self.observer.stop()
             self.observer.join(5)

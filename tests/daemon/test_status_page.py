@@ -99,7 +99,7 @@ def test_an_unreachable_database_is_a_500_with_the_reason_not_a_crash(tmp_path: 
 def test_metrics_carry_only_register_stage_operation_and_reason_labels(databases: Databases, tmp_path: Path) -> None:
     imported(databases, tmp_path)
     text = client(databases, ManualClock(datetime(2026, 11, 21))).get("/metrics").text
-    labels = set()
+    labels: set[str] = set()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name != "stamdata_importer_build_info":  # the version is its one label

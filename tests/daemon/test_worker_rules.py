@@ -117,3 +117,14 @@ def _file(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("x\n")
     return path
+
+
+def test_the_example_configuration_is_valid_for_every_register() -> None:
+    from importer.config import load_settings
+    from importer.plugin import discover
+    from tests.conftest import REPO
+
+    settings = load_settings(REPO / "ops" / "importer.toml", {})
+    assert settings.daemon["watch_mode"] == "native"
+    for name, register in discover().items():
+        assert settings.for_register(name, register.settings_defaults)["quiet_period_s"] > 0
