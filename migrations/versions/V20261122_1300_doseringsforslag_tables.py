@@ -7,7 +7,6 @@ Create Date: 2026-11-22 13:00
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
 
 revision = "V20261122_1300"
 down_revision = "V20261122_1200"
@@ -16,8 +15,9 @@ depends_on = None
 
 MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 PID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-# Two VARCHAR(10000) utf8mb4 columns exceed MySQL's 65,535-byte row limit: TEXT there, VARCHAR elsewhere.
-LONG_TEXT = sa.String(10000).with_variant(mysql.TEXT(), "mysql", "mariadb")
+# Two VARCHAR(10000) utf8mb4 columns exceed MySQL's 65,535-byte row limit: TEXT everywhere, one schema;
+# the importer enforces the 10,000-character limit.
+LONG_TEXT = sa.Text()
 
 
 def temporal() -> list[sa.Column]:

@@ -6,7 +6,9 @@ anyone meant to send, and every member is read with a byte cap because the sizes
 """
 
 import hashlib
+import re
 import zipfile
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -21,6 +23,7 @@ RELATIONS_FILE = "DrugsDosageStructures.json"
 FILE_NAMES = (VERSION_FILE, UNITS_FILE, DRUGS_FILE, STRUCTURES_FILE, RELATIONS_FILE)
 
 UTF8_BOM = b"\xef\xbb\xbf"
+C1_CONTROL = re.compile("[\x80-\x9f]")
 _READ_CHUNK = 1 << 20
 
 
@@ -107,7 +110,7 @@ def _check_member_names(archive: str, names: list[str]) -> None:
         parts = PurePosixPath(name.replace("\\", "/")).parts
         if name.startswith(("/", "\\")) or ".." in parts or (parts and parts[0].endswith(":")):
             problems.append(Problem("zip-member-path", f"member {name!r} has an absolute or parent path", archive))
-    duplicated = sorted({name for name in names if names.count(name) > 1} & set(FILE_NAMES))
+    duplicated = sorted(name for name, count in Counter(names).items() if count > 1 and name in FILE_NAMES)
     for name in duplicated:
         problems.append(Problem("zip-duplicate-member", f"member {name!r} appears more than once", archive))
     if problems:
@@ -168,6 +171,5 @@ def decode(raw: RawFile) -> DecodedFile:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         text = data.decode("iso-8859-1")
-        c1 = sum(text.count(chr(code)) for code in range(0x80, 0xA0))
-        return DecodedFile(raw.name, text, "iso-8859-1", c1)
+        return DecodedFile(raw.name, text, "iso-8859-1", len(C1_CONTROL.findall(text)))
     return DecodedFile(raw.name, text, "utf-8" if not data.isascii() else "ascii", 0)

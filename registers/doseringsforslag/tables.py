@@ -6,7 +6,6 @@ release's rows and insert the new ones, without a special mode in the engine.
 """
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 
 from importer.db import MYSQL_TABLE_OPTIONS
 from importer.status import import_status_table
@@ -14,10 +13,10 @@ from importer.temporal import TemporalTable, pid_column, temporal_columns
 
 metadata = sa.MetaData()
 
-# Two VARCHAR(10000) columns in utf8mb4 (40,000 bytes each) exceed MySQL's 65,535-byte row limit, so on
-# MySQL/MariaDB they are TEXT (up to 65,535 bytes, room for 10,000 four-byte characters); the parser
-# enforces the 10,000-character limit on every backend.
-LongText = sa.String(10000).with_variant(mysql.TEXT(), "mysql", "mariadb")
+# The platform's two VARCHAR(10000) columns cannot both exist in one utf8mb4 row (40,000 bytes each, the
+# row limit is 65,535), so they are TEXT (65,535 bytes: room for 10,000 four-byte characters) on every
+# backend, keeping one schema everywhere; the parser enforces the 10,000-character limit.
+LongText = sa.Text
 
 
 def _indexes(table: str, key: str) -> list[sa.Index]:

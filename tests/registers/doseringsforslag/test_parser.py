@@ -192,3 +192,14 @@ def test_release_numbers_compare_as_numbers_not_text() -> None:
     parsed = ParsedDataset(name="release-10", version="10", valid_from=datetime(2016, 2, 1), frames={}, files={})
     sequenced = REGISTER.check_sequence(last, parsed)
     assert sequenced.valid_from == datetime(2016, 2, 1) and sequenced.warnings == []
+
+
+def test_windows_1252_bytes_in_a_latin1_file_are_imported_and_reported(tmp_path: Path) -> None:
+    documents: dict[str, Any] = release_files(1)
+    drugs = documents.pop("Drugs.json")
+    drugs["drugs"][0]["drugName"] = "Kemadrin – 5 mg"  # an en dash: byte 0x96 in Windows-1252
+    data = json.dumps(drugs, ensure_ascii=False).encode("cp1252")
+    parsed = parse(write_release(tmp_path / "r", documents, raw={"Drugs.json": data}))
+    assert parsed.details["encodings"]["Drugs.json"] == "iso-8859-1"
+    assert parsed.frames["DosageDrug"]["drugName"][0] == "Kemadrin \x96 5 mg"
+    assert any(warning.startswith("Drugs.json: 1 C1 control character(s)") for warning in parsed.warnings)
