@@ -64,7 +64,7 @@ def parse_dataset(path: Path, zip_max_bytes: int) -> ParsedDataset:
     release = _read_release(raw)
     version = release.frames[source.VERSION_FILE].iloc[0]
     number = int(version["releaseNumber"])
-    frames, warnings = _tables(release.frames, number)
+    frames, warnings = _tables(release.frames)
     return ParsedDataset(
         name=path.name,
         version=str(number),
@@ -85,10 +85,7 @@ def _read_release(raw: dict[str, source.RawFile]) -> _Release:
         try:
             decoded = source.decode(raw[spec.name])
             frame, found = validate(spec, load_records(spec, decoded.text))
-        except FileProblems as error:
-            problems.extend(error.problems)
-            continue
-        except DataError as error:
+        except (FileProblems, DataError) as error:  # this file cannot be checked further; the others can
             problems.extend(error.problems)
             continue
         encodings[spec.name] = decoded.encoding
@@ -117,7 +114,7 @@ def _other_release(spec: FileSpec, frame: pd.DataFrame, number: int) -> list[Pro
     ]
 
 
-def _tables(files: dict[str, pd.DataFrame], number: int) -> tuple[dict[str, pd.DataFrame], list[str]]:
+def _tables(files: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """The five table frames, each key unique; what is repeated or dangling is counted in warnings."""
     warnings: list[str] = []
     version = files[source.VERSION_FILE].copy()
@@ -159,7 +156,7 @@ def _unique(frame: pd.DataFrame, key: str, name: str, warnings: list[str]) -> pd
     identical = frame.duplicated()
     if identical.any():
         warnings.append(f"{name}: {int(identical.sum())} identical repeated record(s), each kept once")
-        frame = frame.loc[~identical]
+        frame = frame.loc[~identical].copy()
     clash = frame.duplicated(subset=key, keep=False)
     if clash.any():
         problems = []

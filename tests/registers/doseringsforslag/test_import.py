@@ -4,11 +4,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from importer.errors import DataError
 from importer.pipeline import Pipeline
 from importer.temporal import OPEN_END
 from registers.doseringsforslag import REGISTER
+from registers.doseringsforslag.query import DrugProposals, proposals_for_drug
 from tests.conftest import Databases
 from tests.kit import normalise, row_set
 from tests.registers.doseringsforslag.kit import bad_releases, release_files, write_release
@@ -118,3 +120,21 @@ def test_a_release_dated_before_its_predecessor_starts_when_the_predecessor_did(
     status = databases.rows("production", REGISTER.status_table_name, order_by="Id")
     assert [row["Warnings"] for row in status] == [0, 2]
     assert "release gap" in status[-1]["Message"]
+
+
+def test_the_query_answers_what_the_release_has_even_when_its_references_dangle(
+    databases: Databases, pipeline: Pipeline
+) -> None:
+    pipeline.migrate()
+    engine = sa.create_engine(databases.production_url)
+    try:
+        with engine.connect() as connection:
+            assert proposals_for_drug(connection, 28100009555) is None  # nothing imported yet
+        pipeline.import_dataset(REGISTER, DATA / "sdm4-test-single")
+        with engine.connect() as connection:
+            answer = proposals_for_drug(connection, 28100009555)
+    finally:
+        engine.dispose()
+    # Unit 53 and structure 30 are not in the release: the drug is still answered, with what exists.
+    assert answer == DrugProposals(release_number=125, drug_id=28100009555, drug_name="Kemadrin", unit_code=53,
+                                   unit_singular=None, unit_plural=None, proposals=[])
