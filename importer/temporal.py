@@ -7,7 +7,6 @@ A key that is new is inserted; a key whose columns changed has its open row clos
 inserted; an unchanged key is not touched (its ModifiedDate stays); a key that disappeared is closed.
 """
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +14,8 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from importer.db import DateTimeSeconds, PidType, bulk_insert, chunks
+from importer.bulk import insert_frame
+from importer.db import DateTimeSeconds, PidType, chunks
 
 OPEN_END = datetime(2999, 12, 31)
 TEMPORAL_COLUMNS = ("CreatedDate", "ModifiedDate", "ValidFrom", "ValidTo")
@@ -123,16 +123,4 @@ def apply_delta(connection: sa.Connection, delta: TableDelta, valid_from: dateti
             .values(ValidTo=valid_from, ModifiedDate=now)
         )
     stamp = {"CreatedDate": now, "ModifiedDate": now, "ValidFrom": valid_from, "ValidTo": OPEN_END}
-    bulk_insert(connection, table, _records(delta.new_versions, stamp))
-
-
-def _records(frame: pd.DataFrame, stamp: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    columns = list(frame.columns)
-    for values in frame.itertuples(index=False, name=None):
-        row = {column: (None if _missing(value) else value) for column, value in zip(columns, values, strict=True)}
-        row.update(stamp)
-        yield row
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
+    insert_frame(connection, table, delta.new_versions, stamp)
