@@ -158,6 +158,8 @@ class RegisterWorker:
         claimed = inbox.claimed(self.root, self.name)
         self.metrics.pending.labels(self.name).set(len(waiting) + len(claimed))
         self.readiness.prune({entry.name for entry in waiting})
+        for entry in waiting[1:]:
+            self.readiness.observe(entry)
         if inbox.lock_reason(self.root, self.name) is not None:
             return False
         if self.retry_at is not None and self.clock.now() < self.retry_at:

@@ -87,8 +87,11 @@ def prepare(root: Path, register: str) -> None:
 
 
 def sidecars(dataset: Path) -> list[Path]:
-    return [dataset.with_name(dataset.name + suffix) for suffix in SIDECAR_SUFFIXES
-            if dataset.with_name(dataset.name + suffix).exists()]
+    """`<dataset>.READY`, or `<dataset stem>.READY` (e.g. `20261120AutDK.READY` for `20261120AutDK.csv`)."""
+    names = {dataset.name + suffix for suffix in SIDECAR_SUFFIXES}
+    if dataset.suffix:
+        names |= {dataset.stem + suffix for suffix in SIDECAR_SUFFIXES}
+    return [dataset.with_name(name) for name in sorted(names) if dataset.with_name(name).is_file()]
 
 
 def claim(root: Path, register: str, dataset: Path) -> Path:

@@ -73,21 +73,31 @@ class Readiness:
         with self._guard:
             self._moved_in.discard(name)
 
-    def is_ready(self, dataset: Path, quiet_period_s: float, recognised: bool) -> bool:
+    def observe(self, dataset: Path) -> Signature | None:
+        """Note what a dataset looks like now; its quiet period runs from the last change seen.
+
+        Every waiting dataset is observed on every rescan, not only the head of the queue, so the ones behind
+        it have finished their quiet period by the time they are next.
+        """
         current = signature(dataset)
         if current is None:
             self.forget(dataset.name)
+            return None
+        seen = self._seen.get(dataset.name)
+        if seen is None or seen.signature != current:
+            self._seen[dataset.name] = _Seen(current, self.clock.now())
+        return current
+
+    def is_ready(self, dataset: Path, quiet_period_s: float, recognised: bool) -> bool:
+        current = self.observe(dataset)
+        if current is None:
             return False
         with self._guard:
             moved_in = dataset.name in self._moved_in
         if recognised and (moved_in or _marked(dataset, current)):
             return True
-        now = self.clock.now()
-        seen = self._seen.get(dataset.name)
-        if seen is None or seen.signature != current:
-            self._seen[dataset.name] = _Seen(current, now)
-            return quiet_period_s <= 0
-        return (now - seen.since).total_seconds() >= quiet_period_s
+        since = self._seen[dataset.name].since
+        return (self.clock.now() - since).total_seconds() >= quiet_period_s
 
     def prune(self, present: set[str]) -> None:
         """Drop memories of entries that left the inbox (claimed, or removed by an operator)."""

@@ -75,8 +75,11 @@ class DaemonProcess:
                 stdout=log, stderr=subprocess.STDOUT,
             )
         if wait_ready:
-            wait_for(self._answers, 60, f"the daemon to serve HTTP (log: {self.log_text()[-2000:]})")
+            self.wait_ready()
         return self
+
+    def wait_ready(self) -> None:
+        wait_for(self._answers, 60, "the daemon to serve HTTP")
 
     def _answers(self) -> bool:
         self.check_alive()

@@ -20,7 +20,7 @@ from tests.daemon.proxy import TcpProxy
 from tests.registers.autorisation.kit import FIRST, write_dump
 
 REGISTER = "autorisation"
-BIG_ROWS = 30000
+BIG_ROWS = 15000  # long enough to act while it imports (about a second per database)
 
 Start = Callable[..., DaemonProcess]
 
@@ -30,10 +30,10 @@ def start_daemon(tmp_path: Path) -> Iterator[Start]:
     """Starts daemons on given databases; whatever is still running at the end gets SIGTERM."""
     started: list[DaemonProcess] = []
 
-    def start(databases: Databases, env: dict[str, str] | None = None) -> DaemonProcess:
+    def start(databases: Databases, env: dict[str, str] | None = None, wait_ready: bool = True) -> DaemonProcess:
         daemon = DaemonProcess(databases, tmp_path / "logs", env, name=f"daemon{len(started)}")
         started.append(daemon)
-        return daemon.start()
+        return daemon.start(wait_ready=wait_ready)
 
     yield start
     for daemon in started:
@@ -73,16 +73,16 @@ def metric_samples(daemon: DaemonProcess) -> dict[tuple[str, tuple[tuple[str, st
 def test_a_slowly_copied_dataset_is_imported_once_and_only_when_complete(
     databases: Databases, start_daemon: Start
 ) -> None:
-    start_daemon(databases, {"STAMDATA_AUTORISATION_QUIET_PERIOD_S": "1.5"})
+    start_daemon(databases, {"STAMDATA_AUTORISATION_QUIET_PERIOD_S": "1.2"})
     lines = big_lines(400)
     payload = "".join(line + "\n" for line in lines).encode("iso-8859-15")
     target = inbox(databases) / "20261120AutDK.csv"
-    chunks = [payload[i : i + len(payload) // 8] for i in range(0, len(payload), len(payload) // 8)]
+    chunks = [payload[i : i + len(payload) // 6] for i in range(0, len(payload), len(payload) // 6)]
     with target.open("wb") as stream:  # partial writes over several seconds, each cut mid-line
         for chunk in chunks:
             stream.write(chunk)
             stream.flush()
-            time.sleep(0.5)  # the writer's pace, not a wait for the daemon
+            time.sleep(0.4)  # the writer's pace (under the quiet period), not a wait for the daemon
             assert status_rows(databases) == [], "imported before the copy was complete"
             assert target.exists()
     wait_for(lambda: successes(databases) == ["20261120AutDK.csv"], 30, "the import")
@@ -209,7 +209,7 @@ def test_kill_9_during_the_production_transaction_then_restart_imports_exactly_o
     databases: Databases, start_daemon: Start
 ) -> None:
     first = start_daemon(databases)
-    small(inbox(databases), "20261119AutDK.csv")
+    drop_atomically(databases, "20261119AutDK.csv", FIRST)
     wait_for(lambda: successes(databases) == ["20261119AutDK.csv"], 30, "a first import")
     drop_atomically(databases, "20261120AutDK.csv", big_lines(BIG_ROWS))
     wait_for(lambda: first.saw("preflight committed", dataset="20261120AutDK.csv"), 60, "preflight to commit",
@@ -251,9 +251,10 @@ def test_a_dataset_committed_just_before_a_crash_is_archived_not_imported_again(
 def test_two_daemons_on_the_same_databases_never_import_a_dataset_twice(
     databases: Databases, start_daemon: Start
 ) -> None:
-    start_daemon(databases)
-    start_daemon(databases)
-    names = [f"202611{day:02d}AutDK.csv" for day in range(10, 16)]
+    daemons = [start_daemon(databases, wait_ready=False) for _ in range(2)]
+    for daemon in daemons:
+        daemon.wait_ready()
+    names = [f"202611{day:02d}AutDK.csv" for day in range(10, 15)]
     for variant, name in enumerate(names):
         write_lines(inbox(databases), name, big_lines(200, variant))
     wait_for(lambda: len(archived(databases)) == len(names), 60, "every dataset archived")

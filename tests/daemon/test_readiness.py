@@ -88,3 +88,19 @@ def test_a_batch_marker_covers_only_what_was_written_before_it(tmp_path: Path) -
 def test_a_dataset_that_vanished_is_not_ready(tmp_path: Path) -> None:
     readiness = Readiness(ManualClock())
     assert not readiness.is_ready(tmp_path / "gone.csv", 0, recognised=True)
+
+
+def test_a_sidecar_marker_may_drop_the_dataset_suffix(tmp_path: Path) -> None:
+    readiness = Readiness(ManualClock())
+    file = dataset(tmp_path)
+    (tmp_path / "20261120AutDK.READY").touch()
+    assert readiness.is_ready(file, 10, recognised=True)
+
+
+def test_the_quiet_period_runs_while_a_dataset_waits_behind_another(tmp_path: Path) -> None:
+    clock = ManualClock()
+    readiness = Readiness(clock)
+    later = dataset(tmp_path, "20261121AutDK.csv")
+    readiness.observe(later)
+    clock.advance(10)
+    assert readiness.is_ready(later, 10, recognised=True)
