@@ -46,7 +46,6 @@ from importer.web import WebServer, create_app
 log = get_logger(__name__)
 
 RETENTION_EVERY = timedelta(hours=1)
-STARTUP_RETRY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -344,25 +343,31 @@ class Daemon:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
-        pipeline = self._start_pipeline()
-        if pipeline is None:
-            self.notifier.stopping("stopped before start-up completed")
-            return 0
         health = HealthChecker(self.settings, self.registers, self.clock)
+        # HTTP first: while the databases are still being waited for, /status already says why it is red.
         web = WebServer(create_app(health, self.metrics), self.settings.listen)
-        watcher = InboxWatcher(self.settings.inbox, self.options.watch_mode, self._wake, self._moved_in)
         try:
-            for name in self.registers:
-                inbox.prepare(self.settings.inbox, name)
+            web.start()
+        except RuntimeError as error:
+            raise InfrastructureError(f"cannot serve HTTP on {self.settings.listen}: {error}") from error
+        pipeline: Pipeline | None = None
+        watcher: InboxWatcher | None = None
+        try:
+            pipeline = self._start_pipeline()
+            if pipeline is None:
+                log.info("importer stopped before start-up completed")
+                return 0
+            try:
+                for name in self.registers:
+                    inbox.prepare(self.settings.inbox, name)
+            except OSError as error:
+                raise InfrastructureError(f"cannot prepare the inbox {self.settings.inbox}: {error}") from error
+            watcher = InboxWatcher(self.settings.inbox, self.options.watch_mode, self._wake, self._moved_in)
             for register in self.registers.values():
                 self.workers[register.name] = RegisterWorker(
                     register, pipeline, self.settings, self.options, self.clock, self.metrics, self.notifier,
                     self.stopping,
                 )
-            try:
-                web.start()
-            except RuntimeError as error:
-                raise InfrastructureError(f"cannot serve HTTP on {self.settings.listen}: {error}") from error
             watcher.start()
             for worker in self.workers.values():
                 worker.thread.start()
@@ -372,16 +377,19 @@ class Daemon:
             self._supervise()
         finally:
             self.notifier.stopping("stopping: finishing the running import")
-            watcher.stop()
+            if watcher is not None:
+                watcher.stop()
             self._stop_workers()
             web.stop()
             health.close()
-            pipeline.close()
+            if pipeline is not None:
+                pipeline.close()
         log.info("importer stopped")
         return 0
 
     def _start_pipeline(self) -> Pipeline | None:
         """Migrate both databases; wait for them (with STATUS= for the operator) rather than exit at boot."""
+        attempts = 0
         while not self.stopping.is_set():
             pipeline: Pipeline | None = None
             try:
@@ -391,10 +399,11 @@ class Daemon:
             except InfrastructureError as error:
                 if pipeline is not None:
                     pipeline.close()
-                log.error("cannot start, databases unavailable; retrying", reason=str(error),
-                          retry_in_s=STARTUP_RETRY_S)
+                attempts += 1
+                delay = backoff_delay(attempts, self.options.retry_initial_s, self.options.retry_max_s)
+                log.error("cannot start, databases unavailable; retrying", reason=str(error), retry_in_s=delay)
                 self.notifier.status(f"waiting for databases: {str(error).splitlines()[0]}")
-                self.stopping.wait(STARTUP_RETRY_S)
+                self.stopping.wait(delay)
         return None
 
     def _supervise(self) -> None:

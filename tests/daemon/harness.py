@@ -79,6 +79,15 @@ class DaemonProcess:
         return self
 
     def wait_ready(self) -> None:
+        """Migrated, watching and serving: what READY=1 tells systemd."""
+        self.wait_http()
+        wait_for(self._running, 60, "the daemon to be ready")
+
+    def _running(self) -> bool:
+        self.check_alive()
+        return self.saw("importer running")
+
+    def wait_http(self) -> None:
         wait_for(self._answers, 60, "the daemon to serve HTTP")
 
     def _answers(self) -> bool:

@@ -177,10 +177,7 @@ def test_a_database_outage_during_an_import_is_retried_without_locking(
     databases = mariadb_databases
     proxy = TcpProxy("127.0.0.1", make_url(databases.production_url).port or 3306)
     try:
-        def via_proxy(url: str) -> str:
-            return make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-
-        proxied = Databases("mariadb", via_proxy(databases.preflight_url), via_proxy(databases.production_url),
+        proxied = Databases("mariadb", _via(proxy, databases.preflight_url), _via(proxy, databases.production_url),
                             databases.inbox)
         daemon = start_daemon(proxied)
         drop_atomically(databases, "20261120AutDK.csv", big_lines(BIG_ROWS))
@@ -203,6 +200,33 @@ def test_a_database_outage_during_an_import_is_retried_without_locking(
         assert samples[("stamdata_import_datasets_total", (("register", REGISTER),))] == 1
     finally:
         proxy.close()
+
+
+@pytest.mark.mariadb
+def test_a_database_down_at_start_up_is_waited_for_with_a_red_status_page(
+    mariadb_databases: Databases, start_daemon: Start
+) -> None:
+    databases = mariadb_databases
+    proxy = TcpProxy("127.0.0.1", make_url(databases.production_url).port or 3306)
+    try:
+        proxy.cut()
+        proxied = Databases("mariadb", _via(proxy, databases.preflight_url), _via(proxy, databases.production_url),
+                            databases.inbox)
+        daemon = start_daemon(proxied, wait_ready=False)
+        daemon.wait_http()
+        status = daemon.get("/status")
+        assert status.status_code == 500 and "unreachable" in status.text.splitlines()[0]
+        proxy.restore()
+        wait_for(lambda: daemon.saw("importer running"), 30, "start-up to complete")
+        drop_atomically(databases, "20261120AutDK.csv", FIRST)
+        wait_for(lambda: successes(databases) == ["20261120AutDK.csv"], 30, "the import")
+        assert daemon.get("/status").status_code == 200
+    finally:
+        proxy.close()
+
+
+def _via(proxy: TcpProxy, url: str) -> str:
+    return make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
 
 
 def test_kill_9_during_the_production_transaction_then_restart_imports_exactly_once(
