@@ -201,7 +201,10 @@ class RegisterWorker:
             waiting = inbox.pending(self.root, self.name)
             if not waiting or not self._ready(waiting[0]) or self.stopping.is_set():
                 return False
-            dataset = inbox.claim(self.root, self.name, waiting[0])
+            try:
+                dataset = inbox.claim(self.root, self.name, waiting[0])
+            except FileNotFoundError:  # taken away (by an operator) since the scan: rescan
+                return False
             self.readiness.forget(dataset.name)
             log.info("dataset claimed", dataset=dataset.name)
         self.busy = True

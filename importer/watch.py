@@ -34,7 +34,7 @@ class _Handler(FileSystemEventHandler):
             parts = _relative_parts(self.root, raw)
             if parts:
                 self.wake(parts[0])
-        if event.event_type == "moved":
+        if event.event_type == "moved" and event.dest_path:
             parts = _relative_parts(self.root, event.dest_path)
             if len(parts) == 2 and not parts[1].startswith("."):  # renamed straight into inbox/<register>/
                 self.moved_in(parts[0], parts[1])
@@ -48,6 +48,17 @@ def _relative_parts(root: Path, raw: str | bytes) -> tuple[str, ...]:
         return ()
 
 
+def _native_observer() -> Any:
+    """On Linux, inotify with full events: a rename from outside the inbox (a writer's staging directory on the
+    same filesystem) then arrives as a move, not as a creation, and counts as atomic."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+
+        return InotifyObserver(generate_full_events=True)
+    except (ImportError, OSError, TypeError):  # not Linux, or an older watchdog
+        return Observer()
+
+
 class InboxWatcher:
     def __init__(self, root: Path, mode: str, wake: WakeUp, moved_in: MovedIn) -> None:
         if mode not in MODES:
@@ -55,7 +66,7 @@ class InboxWatcher:
         self.observer: Any = None
         if mode == "off":
             return
-        self.observer = PollingObserver(timeout=1) if mode == "polling" else Observer()
+        self.observer = PollingObserver(timeout=1) if mode == "polling" else _native_observer()
         self.observer.schedule(_Handler(root, wake, moved_in), str(root), recursive=True)
 
     def start(self) -> None:

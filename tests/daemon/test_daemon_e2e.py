@@ -99,11 +99,15 @@ def test_atomic_renames_and_ready_markers_need_no_quiet_period(
 ) -> None:
     databases = sqlite_databases  # lifecycle and file handling; the database-specific paths run on both
     start_daemon(databases, {"STAMDATA_AUTORISATION_QUIET_PERIOD_S": "600"})
-    drop_atomically(databases, "20261120AutDK.csv", FIRST)
-    wait_for(lambda: successes(databases) == ["20261120AutDK.csv"], 20, "the renamed dataset")
+    staged = write_dump(databases.inbox.parent / "staging", "20261119AutDK.csv", FIRST)
+    staged.rename(inbox(databases) / staged.name)  # from a staging directory outside the inbox
+    wait_for(lambda: successes(databases) == ["20261119AutDK.csv"], 20, "the dataset renamed from outside")
+    drop_atomically(databases, "20261120AutDK.csv", FIRST)  # from a hidden name inside the inbox
+    wait_for(lambda: len(successes(databases)) == 2, 20, "the dataset renamed inside the inbox")
     small(inbox(databases), "20261121AutDK.csv", which=1)  # written in place: waits for its marker
     (inbox(databases) / "20261121AutDK.csv.READY").touch()
-    wait_for(lambda: successes(databases) == ["20261120AutDK.csv", "20261121AutDK.csv"], 20, "the marked dataset")
+    wait_for(lambda: len(successes(databases)) == 3, 20, "the marked dataset")
+    assert successes(databases) == ["20261119AutDK.csv", "20261120AutDK.csv", "20261121AutDK.csv"]
     assert not (inbox(databases) / "20261121AutDK.csv.READY").exists()
 
 
@@ -275,7 +279,9 @@ def test_a_dataset_committed_just_before_a_crash_is_archived_not_imported_again(
 def test_two_daemons_on_the_same_databases_never_import_a_dataset_twice(
     databases: Databases, start_daemon: Start
 ) -> None:
-    daemons = [start_daemon(databases, wait_ready=False) for _ in range(2)]
+    # As on two hosts sharing the inbox over a network filesystem: one with inotify, one polling.
+    modes = ("native", "polling")
+    daemons = [start_daemon(databases, {"STAMDATA_WATCH_MODE": mode}, wait_ready=False) for mode in modes]
     for daemon in daemons:
         daemon.wait_ready()
     names = [f"202611{day:02d}AutDK.csv" for day in range(10, 15)]
