@@ -4,10 +4,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from importer.errors import DataError
+from importer.errors import DataError, UsageError
 from importer.plugin import FeedView, ParsedDataset, PreviousImport, Register, Sequenced
-from registers.doseringsforslag import parser, source
+from registers.doseringsforslag import parser, source, v2
 from registers.doseringsforslag import tables as schema
+from registers.doseringsforslag.dosage import fmk
 
 FEED_PREFIX = "doseringsforslag"
 
@@ -28,6 +29,8 @@ class DoseringsforslagRegister(Register):
         "max_age_days": 95.0,
         # Uncompressed bytes a ZIP may expand to (all five files together): a guard against ZIP bombs.
         "zip_max_mb": 512.0,
+        # FMK interface versions written into each structure's xml (format v2 derives it); oldest first.
+        "fmk_versions": list(fmk.DEFAULT_VERSIONS),
     }
     feed_views = (
         _view("version", "DosageVersion", ["releaseNumber", "releaseDate", "lmsDate", "daDate"]),
@@ -42,10 +45,23 @@ class DoseringsforslagRegister(Register):
     )
 
     def recognise(self, path: Path) -> str | None:
-        return parser.FORMAT if source.has_all_files(path) else None
+        """v1 when the five JSON files are there, v2 when a delimited file with the v2 header is."""
+        if source.has_all_files(path):
+            return parser.FORMAT
+        return v2.FORMAT if v2.has_data_file(path) else None
 
     def parse(self, path: Path, settings: Mapping[str, Any]) -> ParsedDataset:
-        return parser.parse_dataset(path, zip_max_bytes=int(float(settings["zip_max_mb"]) * (1 << 20)))
+        zip_max_bytes = int(float(settings["zip_max_mb"]) * (1 << 20))
+        if self.recognise(path) == v2.FORMAT:
+            versions = settings.get("fmk_versions", fmk.DEFAULT_VERSIONS)
+            if isinstance(versions, str):
+                versions = [item.strip() for item in versions.split(",") if item.strip()]
+            try:
+                checked = fmk.check_versions(list(versions))
+            except ValueError as error:
+                raise UsageError(f"doseringsforslag fmk_versions: {error}") from None
+            return v2.parse_dataset(path, zip_max_bytes, checked)
+        return parser.parse_dataset(path, zip_max_bytes=zip_max_bytes)
 
     def check_sequence(self, previous: PreviousImport | None, parsed: ParsedDataset) -> Sequenced:
         """Strictly increasing release numbers; validity never runs backwards even when release dates do.

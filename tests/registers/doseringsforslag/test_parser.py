@@ -65,7 +65,7 @@ def test_the_release_is_the_version_files_number_and_date() -> None:
     parsed = parse(DATA / "release-029-v1")
     assert (parsed.version, parsed.valid_from) == ("29", datetime(2016, 7, 18))
     assert REGISTER.recognise(DATA / "release-029-v1") == "v1"
-    assert REGISTER.recognise(DATA / "release-029-v2-input") is None
+    assert REGISTER.recognise(DATA / "release-029-v2-input") == "v2"  # the delivery format v2 (issue 5)
 
 
 def test_unknown_keys_are_ignored_and_optional_ones_may_be_absent(tmp_path: Path) -> None:
