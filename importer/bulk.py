@@ -1,12 +1,17 @@
 """Bulk loading of a DataFrame into a table, by each dialect's fastest path.
 
-MariaDB/MySQL: the frame is written as a tab-separated file and loaded with `LOAD DATA LOCAL INFILE`,
-inside the caller's transaction (InnoDB makes it transactional). SQLite: one `executemany` of plain tuples,
-bypassing per-row work in SQLAlchemy. Either way a million rows cost one statement, not a million.
+MariaDB/MySQL: the rows are rendered once as tab-separated text and loaded with `LOAD DATA LOCAL INFILE`
+inside the caller's transaction (InnoDB makes it transactional). SQLite: one `executemany` of plain
+tuples, bypassing per-row work in SQLAlchemy. Either way a million rows cost one statement, not a million.
+
+An import writes the same rows to two databases (and autorisation to two tables), so `Rows` renders them
+once per dialect and is reused; a different column list maps the same rendering onto another table.
 """
 
 import os
+import re
 import tempfile
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -17,16 +22,56 @@ from importer.db import is_mysql
 
 _NULL = "\\N"
 # What LOAD DATA's default escaping treats specially inside a field.
-_SPECIAL = r"[\\\t\n\r\x00]"
+_SPECIAL = re.compile(r"[\\\t\n\r\x00]")
+
+
+class Rows:
+    """A frame's rows, rendered for a dialect on first use and kept for the next."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._tsv: bytes | None = None
+        self._tuples: list[tuple[Any, ...]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def columns(self) -> list[str]:
+        return [str(column) for column in self.frame.columns]
+
+    def tsv(self) -> bytes:
+        if self._tsv is None:
+            fields = [_tsv_field(self.frame[column]) for column in self.frame.columns]
+            self._tsv = ("".join("\t".join(row) + "\n" for row in zip(*fields, strict=True))).encode("utf-8")
+        return self._tsv
+
+    def tuples(self) -> list[tuple[Any, ...]]:
+        if self._tuples is None:
+            data = [_column_values(self.frame[column]) for column in self.frame.columns]
+            self._tuples = list(zip(*data, strict=True))
+        return self._tuples
 
 
 def insert_frame(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame, constants: dict[str, Any]) -> int:
-    """Insert every row of `frame` (columns named as the table's) with `constants` for the other columns."""
-    if frame.empty:
+    return insert_rows(connection, table, Rows(frame), constants)
+
+
+def insert_rows(
+    connection: sa.Connection,
+    table: sa.Table,
+    rows: Rows,
+    constants: dict[str, Any],
+    columns: Sequence[str] | None = None,
+) -> int:
+    """Insert `rows` into `table`; `columns` names the target column of each frame column (default: same
+    names), `constants` gives every other column one value."""
+    if not len(rows):
         return 0
+    targets = list(columns) if columns is not None else rows.columns
     if is_mysql(connection):
-        return _load_data(connection, table, frame, constants)
-    return _executemany(connection, table, frame, constants)
+        return _load_data(connection, table, rows, targets, constants)
+    return _executemany(connection, table, rows, targets, constants)
 
 
 def _sql_text(value: Any) -> Any:
@@ -46,51 +91,56 @@ def _column_values(series: "pd.Series[Any]") -> list[Any]:
     return values
 
 
-def _executemany(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame, constants: dict[str, Any]) -> int:
-    columns = [*frame.columns, *constants]
+def _executemany(
+    connection: sa.Connection, table: sa.Table, rows: Rows, targets: list[str], constants: dict[str, Any]
+) -> int:
     quote = connection.dialect.identifier_preparer.quote
+    names = [*targets, *constants]
     statement = (
-        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-        f"VALUES ({', '.join('?' for _ in columns)})"
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in names)}) "
+        f"VALUES ({', '.join('?' for _ in names)})"
     )
-    fixed = [_sql_text(value) for value in constants.values()]
-    data = [_column_values(frame[column]) for column in frame.columns]
-    rows = [(*values, *fixed) for values in zip(*data, strict=True)]
-    connection.exec_driver_sql(statement, rows)
-    return len(rows)
+    fixed = tuple(_sql_text(value) for value in constants.values())
+    data = rows.tuples()
+    connection.exec_driver_sql(statement, [row + fixed for row in data] if fixed else data)
+    return len(data)
 
 
 def _tsv_field(series: "pd.Series[Any]") -> list[str]:
-    text = series.astype(object).where(series.notna(), None)
-    values = [_NULL if value is None else str(_sql_text(value)) for value in text.tolist()]
-    column = pd.Series(values, dtype=object)
-    special = column.str.contains(_SPECIAL, regex=True) & (column != _NULL)
-    if special.any():
-        column[special] = (
-            column[special]
-            .str.replace("\\", "\\\\", regex=False)
-            .str.replace("\t", "\\t", regex=False)
-            .str.replace("\n", "\\n", regex=False)
-            .str.replace("\r", "\\r", regex=False)
-            .str.replace("\x00", "\\0", regex=False)
-        )
-    result: list[str] = column.tolist()
-    return result
+    """One column as LOAD DATA text. Plain text and integer columns (the common case) take a fast path."""
+    missing = series.isna()
+    kind = None if missing.any() else pd.api.types.infer_dtype(series, skipna=False)
+    values: list[str]
+    if kind == "string":
+        values = series.astype(object).tolist()
+    elif kind == "integer":
+        values = [str(value) for value in series.tolist()]
+    else:
+        values = [_NULL if value is None else str(_sql_text(value))
+                  for value in series.astype(object).where(~missing, None).tolist()]
+    if _SPECIAL.search("\x1f".join(values)) is None:  # one C-level scan instead of one per value
+        return values
+    return [value if null else _escape(value) for value, null in zip(values, missing.tolist(), strict=True)]
 
 
-def _load_data(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame, constants: dict[str, Any]) -> int:
+def _escape(value: str) -> str:
+    return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            .replace("\r", "\\r").replace("\x00", "\\0"))
+
+
+def _load_data(
+    connection: sa.Connection, table: sa.Table, rows: Rows, targets: list[str], constants: dict[str, Any]
+) -> int:
     quote = connection.dialect.identifier_preparer.quote
-    fields = [_tsv_field(frame[column]) for column in frame.columns]
-    payload = ("\n".join("\t".join(row) for row in zip(*fields, strict=True)) + "\n").encode("utf-8")
     assignments = ", ".join(f"{quote(name)} = %({name})s" for name in constants)
     handle, path = tempfile.mkstemp(prefix="stamdata-load-", suffix=".tsv")
     try:
         with os.fdopen(handle, "wb") as file:
-            file.write(payload)
+            file.write(rows.tsv())
         result = connection.exec_driver_sql(
             f"LOAD DATA LOCAL INFILE %(_path)s INTO TABLE {quote(table.name)} CHARACTER SET utf8mb4 "
             "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
-            f"({', '.join(quote(c) for c in frame.columns)})" + (f" SET {assignments}" if assignments else ""),
+            f"({', '.join(quote(c) for c in targets)})" + (f" SET {assignments}" if assignments else ""),
             {"_path": path, **constants},
         )
         loaded = result.rowcount
@@ -99,6 +149,6 @@ def _load_data(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame, 
         warnings = connection.exec_driver_sql("SHOW WARNINGS LIMIT 5").all()
     finally:
         os.unlink(path)
-    if warnings or loaded != len(frame):
-        raise RuntimeError(f"LOAD DATA into {table.name} loaded {loaded} of {len(frame)} rows: {warnings}")
+    if warnings or loaded != len(rows):
+        raise RuntimeError(f"LOAD DATA into {table.name} loaded {loaded} of {len(rows)} rows: {warnings}")
     return loaded

@@ -4,7 +4,7 @@ SQLite is the embedded default (nothing to install); MariaDB/MySQL through PyMyS
 Everything dialect-specific lives here, behind functions that take a Connection.
 """
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,19 +113,3 @@ def _create_database_if_missing(url: sa.URL) -> None:
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def bulk_insert(connection: sa.Connection, table: sa.Table, rows: Iterable[dict[str, Any]]) -> int:
-    """Multi-row inserts in chunks: one round trip per few thousand rows, never one per row."""
-    written = 0
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= CHUNK:
-            connection.execute(table.insert(), batch)
-            written += len(batch)
-            batch = []
-    if batch:
-        connection.execute(table.insert(), batch)
-        written += len(batch)
-    return written

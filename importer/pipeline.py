@@ -13,19 +13,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 import structlog
 
 from importer import migrate, status
+from importer.bulk import insert_frame
 from importer.clock import Clock, SystemClock, whole_seconds
 from importer.config import Settings
-from importer.db import bulk_insert, create_engine
+from importer.db import create_engine
 from importer.errors import DataError, ImporterError, InfrastructureError
 from importer.locks import RegisterLocks
 from importer.logs import get_logger
 from importer.plugin import ParsedDataset, Register
 from importer.status import RunCounts
-from importer.temporal import TableDelta, apply_delta, compute_delta
+from importer.temporal import OutOfStep, TableDelta, apply_delta, compute_delta
 
 log = get_logger(__name__)
 
@@ -53,6 +55,7 @@ class _Outcome:
     valid_from: datetime
     warnings: list[str]
     notes: list[str]
+    deltas: list[TableDelta]
 
 
 class Pipeline:
@@ -121,22 +124,33 @@ class Pipeline:
                  files=parsed.files, **parsed.details)
 
         status_table = register.metadata.tables[register.status_table_name]
-        with _infrastructure_errors("preparing the import"):
-            self._resynchronise_if_needed(register, status_table)
-            transaction_time = self._next_transaction_time(status_table)
-
-        outcomes: dict[str, _Outcome] = {}
         targets: list[tuple[str, sa.Engine]] = [("preflight", self.preflight)]
         if not validate_only:
             targets.append(("production", self.production))
-        for name, engine in targets:
-            stage(name)
-            began = time.perf_counter()
-            outcomes[name] = self._load(
-                engine, name, register, parsed, settings, status_table, run_id, transaction_time, force,
-                commit=not validate_only,
-            )
-            timings[name] = time.perf_counter() - began
+        for attempt in (1, 2):
+            with _infrastructure_errors("preparing the import"):
+                if attempt == 1:
+                    self._resynchronise_if_needed(register, status_table)
+                else:
+                    resynchronise(register, self.production, self.preflight)
+                transaction_time = self._next_transaction_time(status_table)
+            outcomes: dict[str, _Outcome] = {}
+            try:
+                for name, engine in targets:
+                    stage(name)
+                    began = time.perf_counter()
+                    outcomes[name] = self._load(
+                        engine, name, register, parsed, settings, status_table, run_id, transaction_time, force,
+                        commit=not validate_only, planned=outcomes["preflight"].deltas if outcomes else None,
+                    )
+                    timings[name] = time.perf_counter() - began
+                break
+            except OutOfStep as error:
+                # Production's history is not what preflight's was (edited by hand, restored from a backup):
+                # production is the truth, so copy it into preflight and import again, once.
+                if attempt == 2:
+                    raise
+                log.warning("production out of step with preflight; re-synchronising and retrying", reason=str(error))
 
         final = outcomes[targets[-1][0]]
         summary = RunSummary(
@@ -179,6 +193,7 @@ class Pipeline:
         force: bool,
         *,
         commit: bool,
+        planned: list[TableDelta] | None,
     ) -> _Outcome:
         status_id: int | None = None
         if commit:
@@ -190,7 +205,7 @@ class Pipeline:
         try:
             with _infrastructure_errors(f"importing into {database}"), engine.connect() as connection:
                 outcome = self._load_in_transaction(
-                    connection, register, parsed, settings, status_table, transaction_time, force
+                    connection, register, parsed, settings, status_table, transaction_time, force, planned
                 )
                 if commit:
                     assert status_id is not None
@@ -218,21 +233,25 @@ class Pipeline:
         status_table: sa.Table,
         transaction_time: datetime,
         force: bool,
+        planned: list[TableDelta] | None,
     ) -> _Outcome:
+        """The import in one database. Preflight computes the delta (`planned` is None); production applies
+        the very same delta, checked against its own rows, instead of reading a million rows again."""
         previous = status.latest_success(connection, status_table)
-        deltas: list[TableDelta] = []
         try:
             sequenced = register.check_sequence(previous, parsed)
-            for spec in register.tables:
-                deltas.append(compute_delta(connection, spec, parsed.frames[spec.name]))
+            if planned is None:
+                deltas = [compute_delta(connection, spec, parsed.frames[spec.name]) for spec in register.tables]
+            else:
+                deltas = planned
             notes = register.check_delta(deltas, settings, force)
         except DataError as error:
             raise error.in_file(parsed.name) from None
         for note in notes:
             log.warning("guard overridden", note=note)
         for delta in deltas:
-            apply_delta(connection, delta, sequenced.valid_from, transaction_time)
-        register.after_load(connection)
+            apply_delta(connection, delta, sequenced.valid_from, transaction_time, verify_unchanged=planned is not None)
+        register.after_load(connection, deltas)
         warnings = [*parsed.warnings, *sequenced.warnings]
         counts = RunCounts(
             rows_read=parsed.rows_read,
@@ -242,7 +261,7 @@ class Pipeline:
             unchanged=sum(d.unchanged for d in deltas),
             warnings=len(warnings),
         )
-        return _Outcome(counts=counts, valid_from=sequenced.valid_from, warnings=warnings, notes=notes)
+        return _Outcome(counts=counts, valid_from=sequenced.valid_from, warnings=warnings, notes=notes, deltas=deltas)
 
     def _record_failure(self, engine: sa.Engine, table: sa.Table, status_id: int, message: str) -> None:
         try:
@@ -286,9 +305,8 @@ def resynchronise(register: Register, source: sa.Engine, target: sa.Engine) -> N
     with source.connect() as src, target.connect() as dst:
         for spec in register.tables:
             dst.execute(spec.table.delete())
-            result = src.execution_options(stream_results=True).execute(sa.select(spec.table))
-            bulk_insert(dst, spec.table, (dict(row) for row in result.mappings()))
-        register.after_load(dst)
+            copy_table(src, dst, spec.table)
+        register.after_load(dst, None)
 
         source_time = status.latest_success_time(src, status_table)
         reverted = status_table.c.Outcome == status.SUCCESS
@@ -308,6 +326,14 @@ def resynchronise(register: Register, source: sa.Engine, target: sa.Engine) -> N
             dst.execute(status_table.insert(), copies)
         dst.commit()
     log.info("preflight re-synchronised", tables=[spec.name for spec in register.tables])
+
+
+def copy_table(source: sa.Connection, target: sa.Connection, table: sa.Table, batch: int = 100_000) -> None:
+    """Every row of `table`, surrogate keys included, streamed in batches through the bulk path."""
+    names = [column.name for column in table.columns]
+    result = source.execution_options(stream_results=True).execute(sa.select(table))
+    while rows := result.fetchmany(batch):
+        insert_frame(target, table, pd.DataFrame([tuple(row) for row in rows], columns=names, dtype=object), {})
 
 
 @contextmanager

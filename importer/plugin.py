@@ -88,8 +88,10 @@ class Register:
         """Guards on what an import would do (e.g. mass removal); returns audit notes for forced overrides."""
         return []
 
-    def after_load(self, connection: sa.Connection) -> None:
-        """Runs in the import's transaction after the history tables are written (e.g. rebuild a snapshot)."""
+    def after_load(self, connection: sa.Connection, deltas: Sequence[TableDelta] | None) -> None:
+        """Runs in the import's transaction after the history tables are written, e.g. to bring a snapshot
+        table up to date. `deltas` says what the import changed; None means the history tables were replaced
+        wholesale (preflight re-synchronisation), so derived tables must be rebuilt from scratch."""
 
     def derived_tables(self) -> Sequence[sa.Table]:
         """Tables rebuilt by `after_load`; re-synchronising preflight rebuilds them too."""

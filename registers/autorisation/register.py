@@ -6,11 +6,22 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from importer.bulk import insert_rows
+from importer.db import chunks
 from importer.errors import DataError
 from importer.plugin import FeedView, ParsedDataset, PreviousImport, Register, Sequenced
 from importer.temporal import OPEN_END, TableDelta
 from registers.autorisation import parser
 from registers.autorisation import tables as schema
+
+# Autorisation2 column -> autreg2 column.
+AUTREG2_COLUMNS = {
+    "CPR": "cpr",
+    "Fornavn": "given_name",
+    "Efternavn": "surname",
+    "Autorisationsnummer": "aut_id",
+    "UddannelsesKode": "edu_id",
+}
 
 
 class AutorisationRegister(Register):
@@ -74,19 +85,34 @@ class AutorisationRegister(Register):
             )
         return [f"reduction guard overridden by --force: {closed} authorisations removed (limit {limit})"]
 
-    def after_load(self, connection: sa.Connection) -> None:
-        """Rebuild autreg2 in the import's transaction (DELETE, not TRUNCATE, which commits in MySQL)."""
-        source = schema.autorisation2.c
-        connection.execute(schema.autreg2.delete())
-        connection.execute(
-            schema.autreg2.insert().from_select(
-                ["cpr", "given_name", "surname", "aut_id", "edu_id"],
-                sa.select(source.CPR, source.Fornavn, source.Efternavn, source.Autorisationsnummer,
-                          source.UddannelsesKode)
-                .where(source.ValidTo == OPEN_END)
-                .order_by(source.AutorisationPID),
+    def after_load(self, connection: sa.Connection, deltas: Sequence[TableDelta] | None) -> None:
+        """Keep autreg2 equal to the open rows of Autorisation2, in the import's transaction.
+
+        After an import only what changed is touched (rows of closed authorisations deleted, new versions
+        inserted), so a daily dump costs in proportion to its changes; the result is the same as a full
+        rebuild, which runs when the history was replaced wholesale (DELETE, not TRUNCATE, which would
+        commit implicitly in MySQL).
+        """
+        autreg2 = schema.autreg2
+        if deltas is None:
+            source = schema.autorisation2.c
+            connection.execute(autreg2.delete())
+            connection.execute(
+                autreg2.insert().from_select(
+                    list(AUTREG2_COLUMNS.values()),
+                    sa.select(*(source[name] for name in AUTREG2_COLUMNS))
+                    .where(source.ValidTo == OPEN_END)
+                    .order_by(source.CPR, source.Autorisationsnummer),
+                )
             )
-        )
+            return
+        (delta,) = deltas
+        closed = delta.closed_keys["Autorisationsnummer"].tolist()
+        for keys in chunks(closed):
+            connection.execute(autreg2.delete().where(autreg2.c.aut_id.in_(keys)))
+        # The history table's new rows, rendered once, land in autreg2 under autreg2's column names.
+        rows = delta.new_versions
+        insert_rows(connection, autreg2, rows, {}, columns=[AUTREG2_COLUMNS[name] for name in rows.columns])
 
     def derived_tables(self) -> Sequence[sa.Table]:
         return (schema.autreg2,)
