@@ -273,6 +273,9 @@ def parse_dataset(path: Path, zip_max_bytes: int, versions: Sequence[str]) -> Pa
     if derived.drug_unit_only:
         notes.append(f"{data.name}: {derived.drug_unit_only} row(s) with iteration '.' or several periods define "
                      "only the drug and its unit (as the platform does)")
+    if derived.drug_conflicts:
+        notes.append(f"{data.name}: {derived.drug_conflicts} drug id(s) with rows that disagree on name or unit: "
+                     "the first row's are kept")
     if info["blank_lines"]:
         notes.append(f"{data.name}: {info['blank_lines']} blank line(s) skipped")
     if info["c1_controls"]:

@@ -60,6 +60,7 @@ class Derived:
     problems: list[tuple[int, str, str]] = field(default_factory=list)  # line, rule, detail
     untranslatable: int = 0  # codes consumed without a published structure
     drug_unit_only: int = 0  # rows with a dose that define only the drug and unit (iteration '.', several periods)
+    drug_conflicts: int = 0  # drug ids whose rows disagree on name or unit (the first row wins)
 
 
 def is_unit_only(row: Row) -> bool:
@@ -104,14 +105,18 @@ def derive(rows: Iterable[Row], versions: Sequence[str]) -> Derived:
     unit_pairs = sorted({(r.singular, r.plural) for r in rows}, key=lambda pair: (pair[0].casefold(), pair))
     unit_codes = {pair: code for code, pair in enumerate(unit_pairs, start=1)}
     out.units = [(code, s, p) for (s, p), code in unit_codes.items()]
-    seen_drugs: set[str] = set()
+    seen_drugs: dict[str, tuple[str, str, str]] = {}
+    conflicting: set[str] = set()
     known: dict[str, int] = {}  # short translation -> code
     shorts: dict[tuple[object, ...], str | None] = {}  # translate each distinct proposal once
     next_code = 1
     for row in rows:
-        if row.drug_id not in seen_drugs:
-            seen_drugs.add(row.drug_id)
+        drug = (row.name, row.singular, row.plural)
+        first = seen_drugs.setdefault(row.drug_id, drug)
+        if first is drug:
             out.drugs.append((int(row.drug_id), row.name, unit_codes[(row.singular, row.plural)]))
+        elif first != drug:
+            conflicting.add(row.drug_id)
         try:
             proposal = row_proposal(row)
         except ExpressionError as error:
@@ -137,4 +142,5 @@ def derive(rows: Iterable[Row], versions: Sequence[str]) -> Derived:
                 out.structures.append(build(proposal, row, code, short, versions))
         out.relations.append((int(row.drug_id), code))
     out.drugs.sort()
+    out.drug_conflicts = len(conflicting)
     return out
