@@ -32,6 +32,7 @@ ALIASES = {"pname": "name"}  # older files
 DELIMITERS = ("|", ";", "\t", ",")
 UNUSED_DATE = "2000-01-01"  # lmsDate/daDate: "not used", and what every published release carries
 _NAME_DATE = re.compile(r"(20\d\d)-?(\d\d)-?(\d\d)")
+_NAME_RELEASE = re.compile(r"release[-_ ]?0*(\d{1,9})(?!\d)", re.IGNORECASE)
 _HEADER_BYTES = 4096
 
 
@@ -176,8 +177,8 @@ def _rows(data: DataFile) -> tuple[list[Row], dict[str, Any], list[Problem]]:
             if not value[column] or len(value[column]) > limit:
                 problems.append(Problem("required-value" if not value[column] else "too-long",
                                         f"{column} must hold 1..{limit} characters", data.name, number))
-        if "version" in value:
-            versions[value["version"]] = versions.get(value["version"], number)
+        if value.get("version"):  # an empty cell says nothing; two different values are refused
+            versions.setdefault(value["version"], number)
         rows.append(Row(number, value["drugid"], value["name"], value["enhed_e"], value["enhed_f"],
                         value["iteration"], value["type"], value["mapning"], value["tekst"]))
     if not rows and not problems:
@@ -206,8 +207,12 @@ def _release(data: DataFile, raw_version: source.RawFile | None, versions: dict[
                                    f"{record['releaseNumber']}", file=data.name, line=versions[others[0]])
         return record, source.VERSION_FILE
     if not versions:
-        raise DataError.single("release-number", f"no {source.VERSION_FILE} and no version column: the release "
-                               "number is unknown", file=data.name)
+        named = _NAME_RELEASE.search(dataset)
+        if named is None:
+            raise DataError.single("release-number", f"no {source.VERSION_FILE}, no version column and no "
+                                   "'release-N' in the dataset's name: the release number is unknown",
+                                   file=data.name)
+        versions = {named.group(1): 0}  # line 0: the name, not a line
     if len(versions) > 1:
         first, second = sorted(versions, key=versions.__getitem__)[:2]
         raise DataError.single("mixed-versions", f"the version column holds {len(versions)} values ({first!r} from "
@@ -216,12 +221,14 @@ def _release(data: DataFile, raw_version: source.RawFile | None, versions: dict[
     (number,) = versions
     if not number.isdigit() or int(number) < 1:
         raise DataError.single("release-number", f"version {number!r} is not a release number", file=data.name,
-                               line=versions[number])
+                               line=versions[number] or None)
     match = _NAME_DATE.search(dataset)
     when, origin = (data.modified, "the data file's modification date")
     if match:
         with contextlib.suppress(ValueError):
             when, origin = date(*map(int, match.groups())), "the date in the dataset's name"
+    if versions[number] == 0:
+        origin += ", the release number from the dataset's name"
     record = {"releaseNumber": int(number), "releaseDate": when.isoformat(), "lmsDate": UNUSED_DATE,
               "daDate": UNUSED_DATE}
     return record, origin

@@ -159,3 +159,14 @@ def test_the_version_list_is_configuration(versions: str, tmp_path: Path) -> Non
     parsed = REGISTER.parse(small(tmp_path / "drop", 1), settings)
     xml = parsed.frames["DosageStructure"]["xml"].iloc[0]
     assert re.findall(r"<Version>(.*?)</Version>", xml) == versions.split(",")
+
+
+def test_without_version_file_or_column_the_name_gives_release_and_date(tmp_path: Path) -> None:
+    header = HEADER.rsplit("|", 2)[0]
+    rows = [row.format(v="").rsplit("|", 2)[0] for row in GOOD_ROWS]
+    parsed = REGISTER.parse(small(tmp_path / "release-031-20260201", 0, rows, header),
+                            {"zip_max_mb": 1.0, "fmk_versions": ["1.4.6"]})
+    assert (parsed.version, parsed.valid_from.date().isoformat()) == ("31", "2026-02-01")
+    assert "from the date in the dataset's name, the release number from the dataset's name" in parsed.warnings[0]
+    with pytest.raises(DataError, match="release-number"):
+        REGISTER.parse(small(tmp_path / "drop", 0, rows, header), {"zip_max_mb": 1.0, "fmk_versions": ["1.4.6"]})
