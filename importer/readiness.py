@@ -10,6 +10,10 @@ A dataset is ready when any of these holds:
 3. it has been quiet: its file count, total size and newest mtime have not changed for the register's
    quiet period, measured on the injected clock.
 
+Whatever the rule, the register's inbox must also have settled: no new entry for `SETTLE_S`. A batch dropped
+"in one go" arrives as several renames microseconds apart, possibly newest first; without this the first
+arrival could be imported before an older one lands, which would then be refused as out of sequence.
+
 Rules 1 and 2 also require the register to recognise the dataset as complete (`Register.recognise`), so a
 directory marked ready too early still waits; rule 3 does not, so a dataset that will never be recognised
 is eventually handed to the parser, which refuses it with a reason instead of blocking the register forever.
@@ -23,6 +27,8 @@ from pathlib import Path
 
 from importer.clock import Clock
 from importer.inbox import MARKER, sidecars
+
+SETTLE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,11 @@ class _Seen:
 class Readiness:
     """Remembers what it saw of each inbox entry of one register, so quiet periods can be measured."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, settle_s: float = SETTLE_S) -> None:
         self.clock = clock
+        self.settle_s = settle_s
+        self._present: set[str] = set()
+        self._last_arrival: datetime | None = None
         self._seen: dict[str, _Seen] = {}
         self._moved_in: set[str] = set()
         self._guard = threading.Lock()  # the watcher thread reports moves while the worker scans
@@ -92,15 +101,22 @@ class Readiness:
         current = self.observe(dataset)
         if current is None:
             return False
+        now = self.clock.now()
+        if self._last_arrival is not None and (now - self._last_arrival).total_seconds() < self.settle_s:
+            return False
         with self._guard:
             moved_in = dataset.name in self._moved_in
         if recognised and (moved_in or _marked(dataset, current)):
             return True
         since = self._seen[dataset.name].since
-        return (self.clock.now() - since).total_seconds() >= quiet_period_s
+        return (now - since).total_seconds() >= quiet_period_s
 
     def prune(self, present: set[str]) -> None:
-        """Drop memories of entries that left the inbox (claimed, or removed by an operator)."""
+        """Take note of the inbox listing of this rescan: forget entries that left it (claimed, or removed by an
+        operator), and remember when an entry last arrived, for the settle time."""
+        if present - self._present:
+            self._last_arrival = self.clock.now()
+        self._present = set(present)
         for name in set(self._seen) - present:
             del self._seen[name]
         with self._guard:

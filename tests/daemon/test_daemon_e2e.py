@@ -141,6 +141,20 @@ def test_datasets_dropped_out_of_order_are_imported_in_name_order_and_counted(
     assert all("csv" not in value for _, labels in samples for _, value in labels)
 
 
+def test_datasets_renamed_in_newest_first_are_still_imported_in_name_order(
+    sqlite_databases: Databases, start_daemon: Start
+) -> None:
+    databases = sqlite_databases  # readiness and ordering are the daemon's, whatever the database
+    start_daemon(databases, {"STAMDATA_AUTORISATION_QUIET_PERIOD_S": "600"})
+    names = ["20261120AutDK.csv", "20261121AutDK.csv", "20261122AutDK.csv"]
+    for variant, name in reversed(list(enumerate(names))):
+        drop_atomically(databases, name, big_lines(20, variant))
+        time.sleep(0.1)  # a dropping script's pace: each rename alone would be ready at once
+    wait_for(lambda: len(successes(databases)) == 3, 30, "three imports")
+    assert successes(databases) == names
+    assert not (inbox(databases) / "LOCKED").exists()
+
+
 def test_a_bad_dataset_locks_the_register_until_unlocked(databases: Databases, start_daemon: Start) -> None:
     daemon = start_daemon(databases)
     small(inbox(databases), "20261120AutDK.csv")

@@ -104,3 +104,31 @@ def test_the_quiet_period_runs_while_a_dataset_waits_behind_another(tmp_path: Pa
     readiness.observe(later)
     clock.advance(10)
     assert readiness.is_ready(later, 10, recognised=True)
+
+
+def test_nothing_is_ready_until_the_inbox_has_settled_after_an_arrival(tmp_path: Path) -> None:
+    clock = ManualClock()
+    readiness = Readiness(clock, settle_s=1)
+    newest = dataset(tmp_path, "20261122AutDK.csv")
+    readiness.prune({newest.name})
+    readiness.moved_in(newest.name)
+    assert not readiness.is_ready(newest, 10, recognised=True), "an older dataset may be arriving right now"
+    clock.advance(0.5)
+    older = dataset(tmp_path, "20261121AutDK.csv")
+    readiness.prune({newest.name, older.name})
+    readiness.moved_in(older.name)
+    clock.advance(0.9)
+    assert not readiness.is_ready(older, 10, recognised=True)
+    clock.advance(0.1)
+    assert readiness.is_ready(older, 10, recognised=True)
+
+
+def test_a_claimed_dataset_leaving_the_inbox_does_not_hold_up_the_next(tmp_path: Path) -> None:
+    clock = ManualClock()
+    readiness = Readiness(clock, settle_s=1)
+    first, second = dataset(tmp_path, "20261120AutDK.csv"), dataset(tmp_path, "20261121AutDK.csv")
+    readiness.prune({first.name, second.name})
+    readiness.moved_in(second.name)
+    clock.advance(1)
+    readiness.prune({second.name})
+    assert readiness.is_ready(second, 10, recognised=True)
