@@ -55,7 +55,8 @@ def header(line: str) -> tuple[str, list[str]] | None:
 
 
 def _first_line(data: bytes) -> str:
-    return data[:_HEADER_BYTES].split(b"\n", 1)[0].decode("iso-8859-1")
+    """Enough of the header to recognise it; column names are ASCII, so Latin-1 decodes them in any encoding."""
+    return data[:_HEADER_BYTES].removeprefix(source.UTF8_BOM).split(b"\n", 1)[0].decode("iso-8859-1")
 
 
 def _is_candidate(name: str) -> bool:

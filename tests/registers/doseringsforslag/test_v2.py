@@ -170,3 +170,30 @@ def test_without_version_file_or_column_the_name_gives_release_and_date(tmp_path
     assert "from the date in the dataset's name, the release number from the dataset's name" in parsed.warnings[0]
     with pytest.raises(DataError, match="release-number"):
         REGISTER.parse(small(tmp_path / "drop", 0, rows, header), {"zip_max_mb": 1.0, "fmk_versions": ["1.4.6"]})
+
+
+def test_delimiter_encoding_zip_and_old_header_are_detected(tmp_path: Path) -> None:
+    """Tab and UTF-8 with a BOM, `pname`, inside a ZIP beside DosageVersion.json: the same tables as `|`/Latin-1."""
+    settings = {"zip_max_mb": 1.0, "fmk_versions": ["1.4.0"]}
+    reference = REGISTER.parse(small(tmp_path / "ref", 4), settings)
+    lines = [HEADER.replace("|name|", "|pname|"), *(row.format(v=4) for row in GOOD_ROWS)]
+    text = "\n".join(line.replace("|", "\t") for line in lines)
+    archive = tmp_path / "drop.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("Doseringsforslag_2026.TXT", b"\xef\xbb\xbf" + text.encode("utf-8"))
+        zipped.writestr("DosageVersion.json", '{"version": {"releaseNumber": 4, "releaseDate": "2026-03-01", '
+                        '"lmsDate": "2000-01-01", "daDate": "2000-01-01"}}')
+        zipped.writestr("README.md", "not data")
+    assert REGISTER.recognise(archive) == "v2"
+    parsed = REGISTER.parse(archive, settings)
+    assert (parsed.details["delimiter"], parsed.details["encoding"]) == ("\t", "utf-8")
+    for table in TABLES:
+        if table != "DosageVersion":
+            assert parsed.frames[table].equals(reference.frames[table]), table
+
+
+def test_a_row_with_the_wrong_number_of_fields_is_refused_with_its_line(tmp_path: Path) -> None:
+    rows = [row.format(v=1) for row in GOOD_ROWS]
+    rows[1] += "|extra"
+    with pytest.raises(DataError, match=r"doseringsforslag.csv:3: field-count: 12 fields, the header has 11"):
+        REGISTER.parse(small(tmp_path / "drop", 1, rows), {"zip_max_mb": 1.0, "fmk_versions": ["1.4.0"]})
