@@ -22,6 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "inbox": "inbox",
     "listen": "127.0.0.1:8080",
     "log_level": "info",
+    # The façades' read-only account; empty means the production URL (see README, "Façades").
+    "facade_url": "",
+    "state_dir": "var/state",  # the importer's own working state (snapshots of the last import), not data
 }
 
 # The daemon's own knobs (`stamdata-importer run`); typed, so environment overrides are coerced to these types.
@@ -49,9 +52,16 @@ class Settings:
     inbox: Path
     listen: str
     log_level: str
+    state_dir: Path = Path("var/state")
     register_sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=dict)
     daemon: Mapping[str, Any] = field(default_factory=lambda: dict(DAEMON_DEFAULTS))
+    facade_url: str = ""
+
+    @property
+    def facade_database_url(self) -> str:
+        """Where the read-only façades read: their own account if configured, else production."""
+        return self.facade_url or self.production_url
 
     def for_register(self, name: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
         """The effective settings of one register: its defaults, its TOML section, then the environment."""
@@ -120,7 +130,9 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
         inbox=Path(values["inbox"]),
         listen=str(values["listen"]),
         log_level=str(values["log_level"]),
+        state_dir=Path(values["state_dir"]),
         register_sections=sections,
         environ=env,
         daemon={key: values[key] for key in DAEMON_DEFAULTS},
+        facade_url=str(values["facade_url"]),
     )

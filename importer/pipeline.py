@@ -26,6 +26,7 @@ from importer.errors import DataError, ImporterError, InfrastructureError
 from importer.locks import RegisterLocks
 from importer.logs import get_logger
 from importer.plugin import ParsedDataset, Register
+from importer.snapshot import Snapshot, SnapshotStore, fingerprint
 from importer.status import RunCounts
 from importer.temporal import OutOfStep, TableDelta, apply_delta, compute_delta
 
@@ -68,6 +69,7 @@ class Pipeline:
         self.production = create_engine(settings.production_url)
         # One importer per register across processes (daemons and CLI alike); see importer/locks.py.
         self.locks = RegisterLocks(self.production)
+        self.snapshots = SnapshotStore(settings.state_dir, fingerprint(settings.preflight_url, settings.production_url))
         self._migrated = False
 
     def close(self) -> None:
@@ -130,10 +132,13 @@ class Pipeline:
         for attempt in (1, 2):
             with _infrastructure_errors("preparing the import"):
                 if attempt == 1:
-                    self._resynchronise_if_needed(register, status_table)
+                    in_step_at = self._resynchronise_if_needed(register, status_table)
                 else:
+                    self.snapshots.forget(register.name)
                     resynchronise(register, self.production, self.preflight)
+                    in_step_at = None
                 transaction_time = self._next_transaction_time(status_table)
+            known = self.snapshots.load(register.name, in_step_at)
             outcomes: dict[str, _Outcome] = {}
             try:
                 for name, engine in targets:
@@ -142,6 +147,7 @@ class Pipeline:
                     outcomes[name] = self._load(
                         engine, name, register, parsed, settings, status_table, run_id, transaction_time, force,
                         commit=not validate_only, planned=outcomes["preflight"].deltas if outcomes else None,
+                        known=known,
                     )
                     timings[name] = time.perf_counter() - began
                 break
@@ -152,6 +158,12 @@ class Pipeline:
                     raise
                 log.warning("production out of step with preflight; re-synchronising and retrying", reason=str(error))
 
+        if not validate_only:
+            self.snapshots.save(register.name, Snapshot(
+                databases=self.snapshots.databases,
+                transaction_time=transaction_time,
+                open_rows={spec.name: parsed.frames[spec.name][spec.value_columns] for spec in register.tables},
+            ))
         final = outcomes[targets[-1][0]]
         summary = RunSummary(
             run_id=run_id,
@@ -194,6 +206,7 @@ class Pipeline:
         *,
         commit: bool,
         planned: list[TableDelta] | None,
+        known: Snapshot | None,
     ) -> _Outcome:
         status_id: int | None = None
         if commit:
@@ -205,7 +218,7 @@ class Pipeline:
         try:
             with _infrastructure_errors(f"importing into {database}"), engine.connect() as connection:
                 outcome = self._load_in_transaction(
-                    connection, register, parsed, settings, status_table, transaction_time, force, planned
+                    connection, register, parsed, settings, status_table, transaction_time, force, planned, known
                 )
                 if commit:
                     assert status_id is not None
@@ -234,14 +247,20 @@ class Pipeline:
         transaction_time: datetime,
         force: bool,
         planned: list[TableDelta] | None,
+        known: Snapshot | None,
     ) -> _Outcome:
-        """The import in one database. Preflight computes the delta (`planned` is None); production applies
-        the very same delta, checked against its own rows, instead of reading a million rows again."""
+        """The import in one database. Preflight computes the delta (`planned` is None) against the open
+        rows, read in bulk or `known` from the snapshot of the last import; production applies the very same
+        delta. Wherever the rows were not read here, the counts are checked against this database's rows."""
         previous = status.latest_success(connection, status_table)
         try:
             sequenced = register.check_sequence(previous, parsed)
             if planned is None:
-                deltas = [compute_delta(connection, spec, parsed.frames[spec.name]) for spec in register.tables]
+                deltas = [
+                    compute_delta(connection, spec, parsed.frames[spec.name],
+                                  known.open_rows.get(spec.name) if known is not None else None)
+                    for spec in register.tables
+                ]
             else:
                 deltas = planned
             notes = register.check_delta(deltas, settings, force)
@@ -250,7 +269,8 @@ class Pipeline:
         for note in notes:
             log.warning("guard overridden", note=note)
         for delta in deltas:
-            apply_delta(connection, delta, sequenced.valid_from, transaction_time, verify_unchanged=planned is not None)
+            apply_delta(connection, delta, sequenced.valid_from, transaction_time,
+                        verify_unchanged=planned is not None or known is not None)
         register.after_load(connection, deltas)
         warnings = [*parsed.warnings, *sequenced.warnings]
         counts = RunCounts(
@@ -280,18 +300,21 @@ class Pipeline:
                 candidate = latest + timedelta(seconds=1)
         return candidate
 
-    def _resynchronise_if_needed(self, register: Register, status_table: sa.Table) -> None:
+    def _resynchronise_if_needed(self, register: Register, status_table: sa.Table) -> datetime | None:
+        """Returns the transaction time both databases agree they are at, if they were in step."""
         with self.preflight.connect() as pre, self.production.connect() as prod:
             preflight_time = status.latest_success_time(pre, status_table)
             production_time = status.latest_success_time(prod, status_table)
         if preflight_time == production_time:
-            return
+            return production_time
         log.warning(
             "preflight out of step with production, re-synchronising",
             preflight=str(preflight_time),
             production=str(production_time),
         )
+        self.snapshots.forget(register.name)
         resynchronise(register, self.production, self.preflight)
+        return None
 
 
 def resynchronise(register: Register, source: sa.Engine, target: sa.Engine) -> None:

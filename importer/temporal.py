@@ -66,7 +66,7 @@ class TableDelta:
 
     spec: TemporalTable
     new_versions: Rows  # rows to insert: new keys and new versions of changed keys, in key order
-    closed_keys: pd.DataFrame  # business keys whose open row is closed: changed and removed keys
+    closed_rows: pd.DataFrame  # the open rows this import closes (changed and removed keys), old values
     inserted: int
     updated: int
     closed: int
@@ -74,10 +74,14 @@ class TableDelta:
 
     @property
     def rows_written(self) -> int:
-        return len(self.new_versions) + len(self.closed_keys)
+        return len(self.new_versions) + len(self.closed_rows)
 
 
-def compute_delta(connection: sa.Connection, spec: TemporalTable, frame: pd.DataFrame) -> TableDelta:
+def compute_delta(
+    connection: sa.Connection, spec: TemporalTable, frame: pd.DataFrame, known_open: pd.DataFrame | None = None
+) -> TableDelta:
+    """`known_open`: the table's open rows if the caller knows them (see importer/snapshot.py); otherwise
+    they are read from the database in one bulk read."""
     columns = spec.value_columns
     key = list(spec.key)
     missing = set(columns) - set(frame.columns)
@@ -87,9 +91,9 @@ def compute_delta(connection: sa.Connection, spec: TemporalTable, frame: pd.Data
     if frame.duplicated(subset=key).any():
         raise ValueError(f"{spec.name}: parsed frame has duplicate business keys; the parser must refuse them")
 
-    current = _open_rows(connection, spec, columns)
+    current = _open_rows(connection, spec, columns) if known_open is None else known_open[columns].astype(object)
     if current.empty:
-        return TableDelta(spec, Rows(_in_key_order(frame, key)), frame.iloc[0:0][key],
+        return TableDelta(spec, Rows(_in_key_order(frame, key)), frame.iloc[0:0],
                           inserted=len(frame), updated=0, closed=0, unchanged=0)
     if current.duplicated(subset=key).any():
         raise RuntimeError(f"{spec.name}: more than one open row for a key; the table's history is damaged")
@@ -109,12 +113,17 @@ def compute_delta(connection: sa.Connection, spec: TemporalTable, frame: pd.Data
     return TableDelta(
         spec=spec,
         new_versions=Rows(_in_key_order(merged.loc[added | changed, columns], key)),
-        closed_keys=merged.loc[changed | removed, key],
+        closed_rows=_old_values(merged.loc[changed | removed], columns, key),
         inserted=int(added.sum()),
         updated=int(changed.sum()),
         closed=int(removed.sum()),
         unchanged=int((both & ~differs).sum()),
     )
+
+
+def _old_values(merged: pd.DataFrame, columns: list[str], key: list[str]) -> pd.DataFrame:
+    old = {column: merged[column if column in key else f"{column}__old"] for column in columns}
+    return pd.DataFrame(old)
 
 
 def _in_key_order(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
@@ -158,7 +167,7 @@ def apply_delta(
     table = spec.table
     key_columns = [table.c[name] for name in spec.key]
     target = key_columns[0] if len(key_columns) == 1 else sa.tuple_(*key_columns)
-    keys = list(delta.closed_keys.itertuples(index=False, name=None))
+    keys = list(delta.closed_rows[list(spec.key)].itertuples(index=False, name=None))
     if len(key_columns) == 1:
         keys = [value for (value,) in keys]
     closed = 0

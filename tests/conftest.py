@@ -63,6 +63,7 @@ class Databases:
             "STAMDATA_PREFLIGHT_URL": self.preflight_url,
             "STAMDATA_PRODUCTION_URL": self.production_url,
             "STAMDATA_INBOX": str(self.inbox),
+            "STAMDATA_STATE_DIR": str(self.inbox.parent / "state"),
             **extra,
         }
 

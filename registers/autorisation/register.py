@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -13,6 +13,11 @@ from importer.plugin import FeedView, ParsedDataset, PreviousImport, Register, S
 from importer.temporal import OPEN_END, TableDelta
 from registers.autorisation import parser
 from registers.autorisation import tables as schema
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from importer.facades import FacadeDatabase
 
 # Autorisation2 column -> autreg2 column.
 AUTREG2_COLUMNS = {
@@ -107,12 +112,18 @@ class AutorisationRegister(Register):
             )
             return
         (delta,) = deltas
-        closed = delta.closed_keys["Autorisationsnummer"].tolist()
-        for keys in chunks(closed):
-            connection.execute(autreg2.delete().where(autreg2.c.aut_id.in_(keys)))
+        # By (cpr, aut_id), the only index autreg2 has: by aut_id alone every chunk would scan the table.
+        closed = list(delta.closed_rows[["CPR", "Autorisationsnummer"]].itertuples(index=False, name=None))
+        for pairs in chunks(closed):
+            connection.execute(autreg2.delete().where(sa.tuple_(autreg2.c.cpr, autreg2.c.aut_id).in_(pairs)))
         # The history table's new rows, rendered once, land in autreg2 under autreg2's column names.
         rows = delta.new_versions
         insert_rows(connection, autreg2, rows, {}, columns=[AUTREG2_COLUMNS[name] for name in rows.columns])
 
     def derived_tables(self) -> Sequence[sa.Table]:
         return (schema.autreg2,)
+
+    def facade_router(self, database: "FacadeDatabase") -> "APIRouter":
+        from registers.autorisation import facade  # the web stack only where something serves
+
+        return facade.router(database)

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from importer.errors import DataError, InfrastructureError
 from importer.pipeline import Pipeline
@@ -119,6 +120,46 @@ def test_preflight_is_resynchronised_when_production_failed_after_it(
     ]
     assert snapshots[0] == snapshots[1]
     assert [row[0] for row in snapshots[1]] == ["09YM8", "0A1B2", "1G7H8"]
+
+
+def test_production_edited_behind_the_importers_back_is_resynchronised_not_diverged(
+    databases: Databases, tmp_path: Path
+) -> None:
+    """The snapshot and preflight agree, production does not (a hand edit): production wins, once."""
+    pipeline = Pipeline(databases.settings())
+    try:
+        pipeline.import_dataset(REGISTER, write_dump(tmp_path, "20261120AutDK.csv", FIRST))
+        engine = sa.create_engine(databases.production_url)
+        with engine.begin() as connection:  # someone closes an authorisation by hand
+            connection.execute(sa.text("UPDATE Autorisation2 SET ValidTo = '2026-11-20 12:00:00' "
+                                       "WHERE Autorisationsnummer = '0C3D4'"))
+        engine.dispose()
+        summary = pipeline.import_dataset(REGISTER, write_dump(tmp_path, "20261121AutDK.csv", SECOND))
+    finally:
+        pipeline.close()
+    # Against production's own history 0C3D4 was already closed, so the retried import closes nothing more.
+    assert (summary.counts.inserted, summary.counts.updated, summary.counts.closed) == (1, 1, 0)
+    assert history_without_pids(databases, "preflight") == history_without_pids(databases, "production")
+    preflight_status = databases.rows("preflight", "autorisationimporterImportStatus", order_by="Id")
+    assert [row["Outcome"] for row in preflight_status][-2:] == ["REVERTED", "SUCCESS"]
+
+
+def test_a_snapshot_is_only_used_for_the_databases_and_state_it_was_taken_from(
+    databases: Databases, tmp_path: Path
+) -> None:
+    pipeline = Pipeline(databases.settings())
+    try:
+        summary = pipeline.import_dataset(REGISTER, write_dump(tmp_path, "20261120AutDK.csv", FIRST))
+        assert pipeline.snapshots.load(REGISTER.name, summary.transaction_time) is not None
+        assert pipeline.snapshots.load(REGISTER.name, datetime(2000, 1, 1)) is None
+    finally:
+        pipeline.close()
+    other = Pipeline(databases.settings(STAMDATA_PRODUCTION_URL=databases.preflight_url))
+    try:
+        assert other.snapshots.load(REGISTER.name, summary.transaction_time) is None
+        assert Pipeline(databases.settings()).snapshots.load(REGISTER.name, summary.transaction_time) is not None
+    finally:
+        other.close()
 
 
 def test_unreachable_database_is_an_infrastructure_error(tmp_path: Path) -> None:
