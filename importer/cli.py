@@ -136,6 +136,19 @@ def run() -> None:
     raise typer.Exit(code)
 
 
+@app.command()
+def serve() -> None:
+    """Serve the read-only façades (replication feed, lookups) and /status alone, without importing.
+
+    For hosts that only answer queries: reads with the façade account (STAMDATA_FACADE_URL, default the
+    production URL), listens on STAMDATA_LISTEN, stops on SIGTERM/SIGINT. It never migrates or writes.
+    """
+    from importer.serve import serve as serve_facades  # the web stack is only loaded by the commands that serve
+
+    with _exit_codes():
+        serve_facades(state.settings, discover())
+
+
 @app.command("migrate")
 def migrate_command() -> None:
     """Upgrade the preflight and production databases to the newest schema."""

@@ -31,6 +31,7 @@ from importer import inbox, status
 from importer.clock import Clock, SystemClock, whole_seconds
 from importer.config import Settings
 from importer.errors import DataError, InfrastructureError
+from importer.facades import FacadeDatabase
 from importer.health import HealthChecker
 from importer.locks import RegisterBusy
 from importer.logs import get_logger
@@ -348,7 +349,10 @@ class Daemon:
         signal.signal(signal.SIGINT, self.request_stop)
         health = HealthChecker(self.settings, self.registers, self.clock)
         # HTTP first: while the databases are still being waited for, /status already says why it is red.
-        web = WebServer(create_app(health, self.metrics), self.settings.listen)
+        # The read-only façades share the app; they connect lazily with the façade account (facade_url).
+        facades = FacadeDatabase(self.settings.facade_database_url)
+        app = create_app(health, self.metrics, facades, list(self.registers.values()))
+        web = WebServer(app, self.settings.listen)
         try:
             web.start()
         except RuntimeError as error:
@@ -384,6 +388,7 @@ class Daemon:
                 watcher.stop()
             self._stop_workers()
             web.stop()
+            facades.close()
             health.close()
             if pipeline is not None:
                 pipeline.close()

@@ -9,13 +9,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import sqlalchemy as sa
 
 from importer.errors import UsageError
 from importer.temporal import TableDelta, TemporalTable
+
+if TYPE_CHECKING:  # the web stack is only imported by the commands that serve
+    from fastapi import APIRouter
+
+    from importer.facades import FacadeDatabase
 
 ENTRY_POINT_GROUP = "stamdata.registers"
 
@@ -96,6 +101,10 @@ class Register:
     def derived_tables(self) -> Sequence[sa.Table]:
         """Tables rebuilt by `after_load`; re-synchronising preflight rebuilds them too."""
         return ()
+
+    def facade_router(self, database: "FacadeDatabase") -> "APIRouter | None":
+        """The register's read-only lookups, if it has any; they read only through `database`."""
+        return None
 
 
 def discover() -> dict[str, Register]:

@@ -6,22 +6,48 @@ issue can add its routers to the same app and `stamdata-importer serve` can run 
 
 import asyncio
 import threading
+from collections.abc import Sequence
 
 import uvicorn
 from fastapi import FastAPI, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
+from importer.facades import FacadeDatabase, include_facades, install_access_log, install_problem_handlers
 from importer.health import HealthChecker
 from importer.logs import get_logger
 from importer.metrics import CONTENT_TYPE, ImporterMetrics
+from importer.plugin import Register
 
 log = get_logger(__name__)
 
 
-def create_app(health: HealthChecker, metrics: ImporterMetrics | None = None) -> FastAPI:
-    app = FastAPI(title="stamdata importer", docs_url=None, redoc_url=None, openapi_url=None)
+def create_app(
+    health: HealthChecker,
+    metrics: ImporterMetrics | None = None,
+    facades: FacadeDatabase | None = None,
+    registers: Sequence[Register] = (),
+) -> FastAPI:
+    """/status (and /metrics when given), plus the registers' read-only façades when a façade database is given.
 
-    @app.get("/status")
+    The OpenAPI document is served at /openapi.json; the interactive docs stay off (they load scripts from
+    outside, which a backend host should not need).
+    """
+    app = FastAPI(
+        title="stamdata importer",
+        summary="Read-only façades over the national health reference registers: replication feed and lookups.",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    install_problem_handlers(app)
+    install_access_log(app)
+    if facades is not None:
+        include_facades(app, facades, registers)
+
+    @app.get("/status", tags=["operations"], response_class=Response,
+             responses={200: {"content": {"text/plain": {"example": "OK\n"}}},
+                        500: {"description": "Not healthy; the first line names the reason"}})
     async def get_status(format: str = Query("text", pattern="^(text|json)$")) -> Response:
         # The check does blocking database I/O; keep it off the event loop so /metrics still answers.
         report = await run_in_threadpool(health.check)
@@ -35,7 +61,7 @@ def create_app(health: HealthChecker, metrics: ImporterMetrics | None = None) ->
     if metrics is not None:
         exposed = metrics
 
-        @app.get("/metrics")
+        @app.get("/metrics", tags=["operations"], response_class=Response)
         async def get_metrics() -> Response:
             report = await run_in_threadpool(health.check)
             exposed.observe_health(report)

@@ -2,13 +2,18 @@
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from importer.errors import DataError, UsageError
 from importer.plugin import FeedView, ParsedDataset, PreviousImport, Register, Sequenced
 from registers.doseringsforslag import parser, source, v2
 from registers.doseringsforslag import tables as schema
 from registers.doseringsforslag.dosage import fmk
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from importer.facades import FacadeDatabase
 
 FEED_PREFIX = "doseringsforslag"
 
@@ -91,3 +96,8 @@ class DoseringsforslagRegister(Register):
             )
             valid_from = previous.valid_from
         return Sequenced(valid_from=valid_from, warnings=warnings)
+
+    def facade_router(self, database: "FacadeDatabase") -> "APIRouter":
+        from registers.doseringsforslag import facade  # the web stack only where something serves
+
+        return facade.router(database)

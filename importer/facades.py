@@ -1,0 +1,291 @@
+"""The read-only service façades: the replication feed of every declared view, plus each register's lookups.
+
+Everything here reads through `FacadeDatabase`, which connects with the façade account (`facade_url`, by
+default the production URL) and additionally marks every session read-only, so a façade cannot write even
+when it is given an account that could. Errors leave as JSON problem bodies (RFC 9457) without stack traces,
+and requests are logged with CPR numbers masked (uvicorn's own access log is off: it would print paths raw).
+"""
+
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from importer import feed as feeds
+from importer.db import create_engine
+from importer.errors import InfrastructureError
+from importer.logs import get_logger
+from importer.plugin import Register
+from importer.privacy import mask_cpr
+
+log = get_logger(__name__)
+
+PROBLEM = "application/problem+json"
+ATOM = "application/atom+xml"
+# Health probes poll constantly; logging them would drown the façade requests.
+UNLOGGED_PATHS = frozenset({"/status", "/metrics"})
+
+
+class FacadeDatabase:
+    """Read-only connections, created lazily so an unreachable database is a 503, not a failed start."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: sa.Engine | None = None
+        self._lock = threading.Lock()
+
+    def engine(self) -> sa.Engine:
+        with self._lock:
+            if self._engine is None:
+                engine = create_engine(self.url, readonly=True)
+                sa.event.listen(engine, "connect", _read_only_session)
+                self._engine = engine
+            return self._engine
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """One transaction per request (one consistent snapshot), always rolled back: nothing is written."""
+        with self.engine().connect() as connection:
+            transaction = connection.begin()
+            try:
+                yield connection
+            finally:
+                transaction.rollback()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+
+def _read_only_session(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        if type(dbapi_connection).__module__.startswith("sqlite3"):
+            cursor.execute("PRAGMA query_only = ON")
+        else:
+            cursor.execute("SET SESSION TRANSACTION READ ONLY")
+    finally:
+        cursor.close()
+
+
+# --- Problems ---------------------------------------------------------------------------------------------
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; `errors` lists what was wrong with the request (never the input itself)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": Problem, "description": "Invalid input", "content": {PROBLEM: {}}},
+    503: {"model": Problem, "description": "Database unavailable", "content": {PROBLEM: {}}},
+}
+
+
+def problem(status: int, title: str, detail: str | None = None, errors: list[dict[str, Any]] | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    body = Problem(title=title, status=status, detail=detail, errors=errors).model_dump(exclude_none=True)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Every error is a JSON problem: validation errors name the parameter and rule, never echo the value."""
+
+    async def invalid(_: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        errors = [{"loc": [str(part) for part in item.get("loc", ())], "msg": mask_cpr(str(item.get("msg", "")))}
+                  for item in error.errors()]
+        return problem(422, "Unprocessable Content", "the request does not satisfy the API", errors)
+
+    async def http_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        return problem(error.status_code, _title(error.status_code), mask_cpr(str(error.detail)),
+                       headers=getattr(error, "headers", None))
+
+    async def unavailable(request: Request, error: Exception) -> Response:
+        reason = str(getattr(error, "orig", error)).strip()
+        log.error("façade database unavailable", path=mask_cpr(request.url.path), error=type(error).__name__,
+                  reason=mask_cpr(reason.splitlines()[0] if reason else ""))
+        return problem(503, "Service Unavailable", "the database cannot be read right now",
+                       headers={"Retry-After": "5"})
+
+    async def crashed(request: Request, error: Exception) -> Response:
+        log.error("façade request failed", path=mask_cpr(request.url.path), error=type(error).__name__)
+        return problem(500, "Internal Server Error", "the request could not be answered")
+
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(sa.exc.DBAPIError, unavailable)
+    app.add_exception_handler(InfrastructureError, unavailable)
+    app.add_exception_handler(Exception, crashed)
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def install_access_log(app: FastAPI) -> None:
+    """One log line per façade request, path and query masked: a CPR in a URL is personal data too."""
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        began = time.perf_counter()
+        response = await call_next(request)
+        if request.url.path not in UNLOGGED_PATHS:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            log.info("http request", method=request.method, path=mask_cpr(target), status=response.status_code,
+                     ms=round((time.perf_counter() - began) * 1000, 1))
+        return response
+
+
+# --- Replication ------------------------------------------------------------------------------------------
+
+OFFSET_PATTERN = r"^([0-9]{20}|0?)$"
+
+
+class FeedEntryModel(BaseModel):
+    id: str
+    token: str
+    updated: str
+    content: dict[str, Any]
+
+
+class FeedPageModel(BaseModel):
+    id: str
+    view: str
+    updated: str
+    offset: str
+    next: str
+    entries: list[FeedEntryModel]
+
+
+def wants_json(accept: str) -> bool:
+    """Atom is the protocol's default; JSON only when the client asks for it more than for XML."""
+    best: tuple[float, str] = (0.0, "atom")
+    for part in accept.split(","):
+        media, *params = (item.strip() for item in part.split(";"))
+        quality = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    quality = float(param[2:])
+                except ValueError:
+                    quality = 0.0
+        kind = "json" if media.lower() in {"application/json", "application/*+json"} else (
+            "atom" if media.lower() in {ATOM, "application/xml", "text/xml", "application/*", "*/*"} else "")
+        if kind and quality > best[0]:
+            best = (quality, kind)
+    return best[1] == "json"
+
+
+def replication_router(views: Sequence[feeds.Feed], database: FacadeDatabase) -> APIRouter:
+    router = APIRouter(tags=["replication"])
+    for view in views:
+        router.add_api_route(
+            f"/replication/{view.path}",
+            _feed_endpoint(view, database),
+            methods=["GET"],
+            name=f"replication {view.path}",
+            summary=f"Replicate {view.path}",
+            description=(
+                f"Rows of `{view.table.name}` ordered by (ModifiedDate, PID) after `offset`, at most "
+                f"min(maxRecords, {feeds.MAX_PAGE}). Store the token of the last entry and ask again; an "
+                "empty page means caught up. Atom 1.0 by default, JSON with `Accept: application/json`."
+            ),
+            response_class=Response,
+            responses={
+                200: {
+                    "description": "One page of the feed",
+                    "content": {
+                        ATOM: {"schema": {"type": "string"}, "example": _atom_example(view)},
+                        "application/json": {"schema": FeedPageModel.model_json_schema(),
+                                             "example": _json_example(view)},
+                    },
+                },
+                **PROBLEM_RESPONSES,
+            },
+        )
+    return router
+
+
+def _feed_endpoint(view: feeds.Feed, database: FacadeDatabase) -> Callable[..., Response]:
+    def endpoint(
+        request: Request,
+        offset: Annotated[str, Query(
+            pattern=OFFSET_PATTERN,
+            description="The last token read (20 digits: ModifiedDate epoch seconds + PID); 0 or empty = start.",
+            examples=["0", "17637696000000000042"],
+        )] = "",
+        max_records: Annotated[int, Query(
+            alias="maxRecords", ge=1, description=f"Page size, capped at {feeds.MAX_PAGE}.", examples=[100],
+        )] = feeds.MAX_PAGE,
+    ) -> Response:
+        after = feeds.Token.parse(offset)
+        with database.connect() as connection:
+            entries = feeds.read_page(connection, view, after, max_records)
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        if wants_json(request.headers.get("accept", "")):
+            return Response(feeds.render_json(view, entries, after, now), media_type="application/json")
+        size = feeds.page_size(max_records)
+        last = entries[-1].token if entries else after
+        links = {"self": f"/replication/{view.path}?offset={after}&maxRecords={size}",
+                 "next": f"/replication/{view.path}?offset={last}&maxRecords={size}"}
+        return Response(feeds.render_atom(view, entries, after, now, links), media_type=ATOM)
+
+    return endpoint
+
+
+def _example_entry(view: feeds.Feed) -> feeds.Entry:
+    moment = datetime(2026, 11, 22, 3, 15, 7)
+    values = tuple((name, _example_value(column)) for name, column in view.fields)
+    return feeds.Entry(feeds.Token.of(moment, 42), moment, values)
+
+
+def _example_value(column: sa.Column[Any]) -> Any:
+    if column.name == "ValidTo":
+        return datetime(2999, 12, 31)
+    python_type: Any
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        python_type = str
+    return {datetime: datetime(2026, 11, 22), int: 1}.get(python_type, "…")
+
+
+def _atom_example(view: feeds.Feed) -> str:
+    now = datetime(2026, 11, 22, 3, 15, 7)
+    return feeds.render_atom(view, [_example_entry(view)], feeds.START, now, {})
+
+
+def _json_example(view: feeds.Feed) -> Any:
+    return json.loads(feeds.render_json(view, [_example_entry(view)], feeds.START, datetime(2026, 11, 22)))
+
+
+def include_facades(app: FastAPI, database: FacadeDatabase, registers: Sequence[Register]) -> None:
+    """The feed of every declared view and every register's own lookup router, on the given app."""
+    app.include_router(replication_router(feeds.bind_views(registers), database))
+    for register in registers:
+        router = register.facade_router(database)
+        if router is not None:
+            app.include_router(router)

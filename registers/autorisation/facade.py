@@ -1,0 +1,161 @@
+"""Autorisation lookups: the check a treatment-relation or allergy service makes before it trusts an
+`AuthorisationIdentifier` or a `recorder` code, with the platform's FHIR-style identifier systems.
+
+Privacy: asked about a CPR number, the answer is the same whether the person is unknown or merely holds no
+valid authorisation (an empty list and empty names, status 200), so the service cannot be used to learn who
+exists. By person it reads `autreg2`, the snapshot of currently valid authorisations indexed by CPR; by number
+and date it reads the history in `Autorisation2` through its (Autorisationsnummer, ValidTo, ValidFrom) index.
+"""
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+
+from importer.facades import PROBLEM, PROBLEM_RESPONSES, FacadeDatabase, Problem
+from registers.autorisation import tables as schema
+from registers.autorisation.parser import EDUCATION
+
+AUTHORISATION_SYSTEM = "urn:oid:1.2.208.176.1.3"
+CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
+CPR_PATTERN = r"^[0-9]{10}$"
+NUMBER_PATTERN = r"^[0-9A-Z]{5}$"
+AT_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
+
+
+class Identifier(BaseModel):
+    system: str
+    value: str
+
+
+class Authorisation(BaseModel):
+    identifier: Identifier = Field(description=f"The authorisation code, system {AUTHORISATION_SYSTEM}")
+    educationCode: str
+    educationName: str | None = Field(description="Faggruppe; null for a code not (yet) in the known list")
+    givenName: str
+    surname: str
+
+
+class PersonAuthorisations(BaseModel):
+    person: Identifier
+    givenName: str = Field(description="Empty when the CPR number has no valid authorisation")
+    surname: str
+    authorisations: list[Authorisation]
+
+
+class AuthorisationAt(Authorisation):
+    person: Identifier
+    at: str = Field(description="The moment asked about (UTC)")
+    validFrom: str
+    validTo: str = Field(description="2999-12-31T00:00:00Z while open")
+
+
+def _identifier(system: str, value: str) -> Identifier:
+    return Identifier(system=system, value=value)
+
+
+def _authorisation(number: str, education: str, given: str, surname: str) -> Authorisation:
+    return Authorisation(identifier=_identifier(AUTHORISATION_SYSTEM, number), educationCode=education,
+                         educationName=EDUCATION.get(education), givenName=given, surname=surname)
+
+
+def _time(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M:%S}Z"
+
+
+def parse_at(text: str | None) -> datetime:
+    """A date (its first second) or a date-time; zoned times are converted, naive ones are UTC."""
+    if text is None:
+        return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # no such day; or a zone that pushes it past year 9999 or before year 1
+        raise RequestValidationError(
+            [{"loc": ("query", "at"), "msg": "not a valid calendar date or date-time", "type": "value_error"}]
+        ) from None
+    return moment.replace(microsecond=0)
+
+
+def router(database: FacadeDatabase) -> APIRouter:
+    api = APIRouter(prefix="/autorisation/v1", tags=["autorisation"])
+
+    @api.get(
+        "/persons/{cpr}",
+        response_model=PersonAuthorisations,
+        summary="A person's currently valid authorisations",
+        description="An unknown CPR number and one without valid authorisations get the same answer: an empty "
+                    "list and empty names.",
+        responses={**PROBLEM_RESPONSES, 200: {"content": {"application/json": {"example": {
+            "person": {"system": CPR_SYSTEM, "value": "0101801234"}, "givenName": "Anne Marie", "surname": "Jensen",
+            "authorisations": [{"identifier": {"system": AUTHORISATION_SYSTEM, "value": "0A1B2"},
+                                "educationCode": "7170", "educationName": "Læge", "givenName": "Anne Marie",
+                                "surname": "Jensen"}]}}}}},
+    )
+    def person(
+        cpr: Annotated[str, Path(pattern=CPR_PATTERN, description="CPR number, 10 digits", examples=["0101801234"])],
+    ) -> PersonAuthorisations:
+        table = schema.autreg2.c
+        with database.connect() as connection:
+            rows = connection.execute(
+                sa.select(table.aut_id, table.edu_id, table.given_name, table.surname)
+                .where(table.cpr == cpr)
+                .order_by(table.aut_id)
+            ).all()
+        found = [_authorisation(row.aut_id, row.edu_id, row.given_name, row.surname) for row in rows]
+        # The names of a person: those of the first authorisation with a surname (replacement numbers have none).
+        named = next((item for item in found if item.surname), found[0] if found else None)
+        return PersonAuthorisations(
+            person=_identifier(CPR_SYSTEM, cpr),
+            givenName=named.givenName if named else "",
+            surname=named.surname if named else "",
+            authorisations=found,
+        )
+
+    @api.get(
+        "/authorisations/{autorisationsnummer}",
+        response_model=AuthorisationAt,
+        summary="One authorisation as valid at a moment (default now)",
+        responses={
+            **PROBLEM_RESPONSES,
+            404: {"model": Problem, "description": "No such authorisation valid at that moment",
+                  "content": {PROBLEM: {}}},
+            200: {"content": {"application/json": {"example": {
+                "identifier": {"system": AUTHORISATION_SYSTEM, "value": "0A1B2"}, "educationCode": "7170",
+                "educationName": "Læge", "givenName": "Anne Marie", "surname": "Jensen",
+                "person": {"system": CPR_SYSTEM, "value": "0101801234"}, "at": "2026-11-22T00:00:00Z",
+                "validFrom": "2026-11-20T00:00:00Z", "validTo": "2999-12-31T00:00:00Z"}}}},
+        },
+    )
+    def authorisation(
+        autorisationsnummer: Annotated[str, Path(
+            pattern=NUMBER_PATTERN, description="5 characters [0-9A-Z]", examples=["0A1B2"])],
+        at: Annotated[str | None, Query(
+            pattern=AT_PATTERN, description="Date (yyyy-MM-dd, its first second) or ISO date-time; default now",
+            examples=["2026-11-21"])] = None,
+    ) -> AuthorisationAt:
+        moment = parse_at(at)
+        table = schema.autorisation2.c
+        with database.connect() as connection:
+            row = connection.execute(
+                sa.select(table.Autorisationsnummer, table.CPR, table.Fornavn, table.Efternavn, table.UddannelsesKode,
+                          table.ValidFrom, table.ValidTo)
+                .where(table.Autorisationsnummer == autorisationsnummer, table.ValidFrom <= moment,
+                       table.ValidTo > moment)
+                .order_by(table.ValidFrom.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            raise HTTPException(404, f"no authorisation {autorisationsnummer} valid at {_time(moment)}")
+        found = _authorisation(row.Autorisationsnummer, row.UddannelsesKode, row.Fornavn, row.Efternavn)
+        return AuthorisationAt(**found.model_dump(), person=_identifier(CPR_SYSTEM, row.CPR), at=_time(moment),
+                               validFrom=_time(row.ValidFrom), validTo=_time(row.ValidTo))
+
+    return api
