@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "log_level": "info",
     # The façades' read-only account; empty means the production URL (see README, "Façades").
     "facade_url": "",
+    "state_dir": "var/state",  # the importer's own working state (snapshots of the last import), not data
 }
 
 # The daemon's own knobs (`stamdata-importer run`); typed, so environment overrides are coerced to these types.
@@ -51,6 +52,7 @@ class Settings:
     inbox: Path
     listen: str
     log_level: str
+    state_dir: Path = Path("var/state")
     register_sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=dict)
     daemon: Mapping[str, Any] = field(default_factory=lambda: dict(DAEMON_DEFAULTS))
@@ -128,6 +130,7 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
         inbox=Path(values["inbox"]),
         listen=str(values["listen"]),
         log_level=str(values["log_level"]),
+        state_dir=Path(values["state_dir"]),
         register_sections=sections,
         environ=env,
         daemon={key: values[key] for key in DAEMON_DEFAULTS},

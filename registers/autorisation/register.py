@@ -112,9 +112,10 @@ class AutorisationRegister(Register):
             )
             return
         (delta,) = deltas
-        closed = delta.closed_keys["Autorisationsnummer"].tolist()
-        for keys in chunks(closed):
-            connection.execute(autreg2.delete().where(autreg2.c.aut_id.in_(keys)))
+        # By (cpr, aut_id), the only index autreg2 has: by aut_id alone every chunk would scan the table.
+        closed = list(delta.closed_rows[["CPR", "Autorisationsnummer"]].itertuples(index=False, name=None))
+        for pairs in chunks(closed):
+            connection.execute(autreg2.delete().where(sa.tuple_(autreg2.c.cpr, autreg2.c.aut_id).in_(pairs)))
         # The history table's new rows, rendered once, land in autreg2 under autreg2's column names.
         rows = delta.new_versions
         insert_rows(connection, autreg2, rows, {}, columns=[AUTREG2_COLUMNS[name] for name in rows.columns])
