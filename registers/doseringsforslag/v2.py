@@ -12,6 +12,7 @@ path component, a second data file, or more than `zip_max_mb` of uncompressed da
 import contextlib
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -94,7 +95,7 @@ def _read(path: Path, max_bytes: int) -> tuple[DataFile, source.RawFile | None, 
     files: dict[str, DataFile] = {}
     if path.is_dir():
         for child in sorted(path.iterdir()):
-            if child.is_file():
+            if child.is_file() and (_is_candidate(child.name) or child.name == source.VERSION_FILE):
                 stamp = datetime.fromtimestamp(child.stat().st_mtime).date()
                 files[child.name] = DataFile(child.name, child.read_bytes(), stamp)
         kind = "directory"
@@ -123,8 +124,7 @@ def _read_zip(path: Path, max_bytes: int) -> dict[str, DataFile]:
             if bad:
                 raise DataError([Problem("zip-member-path", f"member {name!r} has a path; the files must be at the "
                                          "ZIP's top level", path.name) for name in bad])
-            names = [m.filename for m in members]
-            duplicated = sorted({n for n in names if names.count(n) > 1})
+            duplicated = sorted(name for name, count in Counter(m.filename for m in members).items() if count > 1)
             if duplicated:
                 raise DataError([Problem("zip-duplicate-member", f"member {n!r} appears more than once", path.name)
                                  for n in duplicated])
