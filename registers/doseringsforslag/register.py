@@ -36,6 +36,9 @@ class DoseringsforslagRegister(Register):
         "zip_max_mb": 512.0,
         # FMK interface versions written into each structure's xml (format v2 derives it); oldest first.
         "fmk_versions": list(fmk.DEFAULT_VERSIONS),
+        # Format v2: write the translations' fixed wording double-encoded, byte for byte as the published
+        # releases have it (`DoseringsforlÃ¸bet`); false writes correct Danish letters instead.
+        "double_encoded_wording": True,
     }
     feed_views = (
         _view("version", "DosageVersion", ["releaseNumber", "releaseDate", "lmsDate", "daDate"]),
@@ -65,7 +68,7 @@ class DoseringsforslagRegister(Register):
                 checked = fmk.check_versions(list(versions))
             except ValueError as error:
                 raise UsageError(f"doseringsforslag fmk_versions: {error}") from None
-            return v2.parse_dataset(path, zip_max_bytes, checked)
+            return v2.parse_dataset(path, zip_max_bytes, checked, bool(settings.get("double_encoded_wording", True)))
         return parser.parse_dataset(path, zip_max_bytes=zip_max_bytes)
 
     def check_sequence(self, previous: PreviousImport | None, parsed: ParsedDataset) -> Sequenced:

@@ -255,10 +255,11 @@ def _documents(derived: Derived, number: int) -> dict[str, list[dict[str, Any]]]
     }
 
 
-def parse_dataset(path: Path, zip_max_bytes: int, versions: Sequence[str]) -> ParsedDataset:
+def parse_dataset(path: Path, zip_max_bytes: int, versions: Sequence[str],
+                  double_encoded: bool = True) -> ParsedDataset:
     data, raw_version, kind = _read(path, zip_max_bytes)
     rows, info, problems = _rows(data)
-    derived = derive(rows, versions)
+    derived = derive(rows, versions, double_encoded)
     problems.extend(Problem(rule, detail, data.name, line) for line, rule, detail in derived.problems)
     if problems:
         raise DataError(sorted(problems, key=lambda p: p.line or 0))

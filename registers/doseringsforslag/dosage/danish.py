@@ -31,6 +31,17 @@ def _m(text: str) -> str:
     return text.encode("utf-8").decode("iso-8859-1")
 
 
+_REPAIRS = {_m(letter): letter for letter in "æøåÆØÅ"}
+
+
+def repaired(text: str) -> str:
+    """The same translation with the double-encoded Danish letters put right (`forlÃ¸b` -> `forløb`), for
+    operators who prefer correct Danish to the published releases' bytes."""
+    for wrong, right in _REPAIRS.items():
+        text = text.replace(wrong, right)
+    return text
+
+
 _TIME_WORDS = {"morning": "morgen", "noon": "middag", "evening": "aften", "night": _m("før sengetid")}
 _FRACTIONS = {Decimal("0.25"): "1/4", Decimal("0.5"): "1/2", Decimal("0.75"): "3/4"}
 _START_TEXT = _m("Doseringsforløbet starter mandag den 3. juni 2013")

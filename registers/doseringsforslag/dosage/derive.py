@@ -87,7 +87,11 @@ def simple_string(row: Row, proposal: Proposal) -> str | None:
     return row.expression
 
 
-def build(proposal: Proposal, row: Row, code: int, short: str, versions: Sequence[str]) -> Structure:
+def build(proposal: Proposal, row: Row, code: int, short: str, versions: Sequence[str],
+          double_encoded: bool = True) -> Structure:
+    long = danish.long_translation(proposal)
+    if not double_encoded:
+        short, long = danish.repaired(short), long and danish.repaired(long)
     return Structure(
         code=code,
         type=proposal.type,
@@ -95,11 +99,12 @@ def build(proposal: Proposal, row: Row, code: int, short: str, versions: Sequenc
         supplementary_text=proposal.supplementary_text,
         xml=fmk.dosage_proposals(proposal, versions),
         short_translation=short,
-        long_translation=danish.long_translation(proposal),
+        long_translation=long,
     )
 
 
-def derive(rows: Iterable[Row], versions: Sequence[str]) -> Derived:
+def derive(rows: Iterable[Row], versions: Sequence[str], double_encoded: bool = True) -> Derived:
+    """The five tables' records; `double_encoded=False` repairs the translations' Danish letters (see `danish`)."""
     out = Derived()
     rows = list(rows)
     unit_pairs = sorted({(r.singular, r.plural) for r in rows}, key=lambda pair: (pair[0].casefold(), pair))
@@ -139,7 +144,7 @@ def derive(rows: Iterable[Row], versions: Sequence[str]) -> Derived:
                 out.untranslatable += 1
             else:
                 known[short] = code
-                out.structures.append(build(proposal, row, code, short, versions))
+                out.structures.append(build(proposal, row, code, short, versions, double_encoded))
         out.relations.append((int(row.drug_id), code))
     out.drugs.sort()
     out.drug_conflicts = len(conflicting)

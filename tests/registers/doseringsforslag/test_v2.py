@@ -197,3 +197,12 @@ def test_a_row_with_the_wrong_number_of_fields_is_refused_with_its_line(tmp_path
     rows[1] += "|extra"
     with pytest.raises(DataError, match=r"doseringsforslag.csv:3: field-count: 12 fields, the header has 11"):
         REGISTER.parse(small(tmp_path / "drop", 1, rows), {"zip_max_mb": 1.0, "fmk_versions": ["1.4.0"]})
+
+
+def test_correct_danish_letters_on_request(tmp_path: Path) -> None:
+    dataset = small(tmp_path / "drop", 1)
+    published = REGISTER.parse(dataset, {"zip_max_mb": 1.0, "fmk_versions": ["1.4.6"]})
+    correct = REGISTER.parse(dataset, {"zip_max_mb": 1.0, "fmk_versions": ["1.4.6"], "double_encoded_wording": False})
+    before, after = (p.frames["DosageStructure"]["longTranslation"].iloc[0] for p in (published, correct))
+    assert before.startswith("DoseringsforlÃ¸bet starter") and after.startswith("Doseringsforløbet starter")
+    assert list(correct.frames["DosageStructure"]["code"]) == list(published.frames["DosageStructure"]["code"])
