@@ -138,6 +138,34 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, crashed)
 
 
+def document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the handlers above do: every error response is a problem+json body.
+
+    FastAPI documents its validation errors as `application/json` HTTPValidationError; this app never sends
+    those, so the document would lie to generated clients (and to schemathesis).
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        reference = {"$ref": "#/components/schemas/Problem"}
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                for code, response in operation.get("responses", {}).items():
+                    if code[:1] in {"4", "5"} and (code != "500" or PROBLEM in response.get("content", {})):
+                        response["content"] = {PROBLEM: {"schema": reference}}
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = Problem.model_json_schema()
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _title(status: int) -> str:
     try:
         return HTTPStatus(status).phrase

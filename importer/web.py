@@ -12,7 +12,13 @@ import uvicorn
 from fastapi import FastAPI, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
-from importer.facades import FacadeDatabase, include_facades, install_access_log, install_problem_handlers
+from importer.facades import (
+    FacadeDatabase,
+    document_problems,
+    include_facades,
+    install_access_log,
+    install_problem_handlers,
+)
 from importer.health import HealthChecker
 from importer.logs import get_logger
 from importer.metrics import CONTENT_TYPE, ImporterMetrics
@@ -41,13 +47,18 @@ def create_app(
         openapi_url="/openapi.json",
     )
     install_problem_handlers(app)
+    document_problems(app)
     install_access_log(app)
     if facades is not None:
         include_facades(app, facades, registers)
 
+    health_content = {"text/plain": {"schema": {"type": "string"}, "example": "OK\n"},
+                      "application/json": {"schema": {"type": "object"}}}
+
     @app.get("/status", tags=["operations"], response_class=Response,
-             responses={200: {"content": {"text/plain": {"example": "OK\n"}}},
-                        500: {"description": "Not healthy; the first line names the reason"}})
+             responses={200: {"description": "Healthy", "content": health_content},
+                        500: {"description": "Not healthy; the first line names the reason",
+                              "content": health_content}})
     async def get_status(format: str = Query("text", pattern="^(text|json)$")) -> Response:
         # The check does blocking database I/O; keep it off the event loop so /metrics still answers.
         report = await run_in_threadpool(health.check)

@@ -7,12 +7,11 @@ exists. By person it reads `autreg2`, the snapshot of currently valid authorisat
 and date it reads the history in `Autorisation2` through its (Autorisationsnummer, ValidTo, ValidFrom) index.
 """
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Path, Query
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from importer.facades import PROBLEM, PROBLEM_RESPONSES, FacadeDatabase, Problem
@@ -23,7 +22,6 @@ AUTHORISATION_SYSTEM = "urn:oid:1.2.208.176.1.3"
 CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
 CPR_PATTERN = r"^[0-9]{10}$"
 NUMBER_PATTERN = r"^[0-9A-Z]{5}$"
-AT_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
 
 
 class Identifier(BaseModel):
@@ -66,22 +64,22 @@ def _time(moment: datetime) -> str:
     return f"{moment:%Y-%m-%dT%H:%M:%S}Z"
 
 
-def parse_at(text: str | None) -> datetime:
-    """A date (its first second) or a date-time; zoned times are converted, naive ones are UTC."""
-    if text is None:
+def moment_of(at: datetime | date | None) -> datetime:
+    """A date means its first second; zoned times are converted to UTC, naive ones are UTC already.
+
+    A zone that would carry the moment past the calendar's ends clamps it there (nothing is valid at either end).
+    """
+    if at is None:
         return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
-    except (ValueError, OverflowError):  # no such day; or a zone that pushes it past year 9999 or before year 1
-        raise RequestValidationError(
-            [{"loc": ("query", "at"), "msg": "not a valid calendar date or date-time", "type": "value_error"}]
-        ) from None
-    return moment.replace(microsecond=0)
+    if not isinstance(at, datetime):
+        return datetime(at.year, at.month, at.day)
+    offset = at.utcoffset()
+    if offset is not None:
+        try:
+            at = at.astimezone(UTC)
+        except OverflowError:
+            at = datetime.max if offset < timedelta(0) else datetime.min
+    return at.replace(tzinfo=None, microsecond=0)
 
 
 def router(database: FacadeDatabase) -> APIRouter:
@@ -137,11 +135,11 @@ def router(database: FacadeDatabase) -> APIRouter:
     def authorisation(
         autorisationsnummer: Annotated[str, Path(
             pattern=NUMBER_PATTERN, description="5 characters [0-9A-Z]", examples=["0A1B2"])],
-        at: Annotated[str | None, Query(
-            pattern=AT_PATTERN, description="Date (yyyy-MM-dd, its first second) or ISO date-time; default now",
+        at: Annotated[datetime | date | None, Query(
+            description="A date (yyyy-MM-dd: its first second, UTC) or an ISO 8601 date-time; default now",
             examples=["2026-11-21"])] = None,
     ) -> AuthorisationAt:
-        moment = parse_at(at)
+        moment = moment_of(at)
         table = schema.autorisation2.c
         with database.connect() as connection:
             row = connection.execute(

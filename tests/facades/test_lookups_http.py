@@ -86,7 +86,8 @@ def test_lookups_answer_from_current_data_and_history_and_refuse_bad_input(serve
         late = get("/autorisation/v1/authorisations/0A1B2", params={"at": "2026-11-21T00:59:59+01:00"}).json()
         assert late["surname"] == "Jensen"  # 23:59:59 UTC the day before
         assert get("/autorisation/v1/authorisations/1G7H8", params={"at": "2026-11-20T23:59:59"}).status_code == 200
-        for number, at in (("1G7H8", None), ("1G7H8", "2026-11-21"), ("0A1B2", "2026-11-19"), ("ZZZZZ", None)):
+        for number, at in (("1G7H8", None), ("1G7H8", "2026-11-21"), ("0A1B2", "2026-11-19"), ("ZZZZZ", None),
+                           ("0A1B2", "0001-01-01T00:00:00+00:01"), ("0A1B2", "9999-12-31T23:59:59-14:00")):
             missing = get(f"/autorisation/v1/authorisations/{number}", params={"at": at} if at else None)
             assert missing.status_code == 404, (number, at)
             assert missing.headers["content-type"] == "application/problem+json"
@@ -102,6 +103,7 @@ def test_lookups_answer_from_current_data_and_history_and_refuse_bad_input(serve
         assert get("/doseringsforslag/v1/drugs/00028100010554"[:13]).status_code == 404
         assert get("/doseringsforslag/v1/drugs/1").status_code == 404
 
+    assert_malformed_input_is_a_422_problem_that_neither_echoes_it_nor_shows_a_trace(served)
     masked = [event for event in logs if event.get("path", "").startswith("/autorisation/v1/persons/")]
     assert masked and all(event["path"].endswith("-****") for event in masked)
     assert "0202851234" not in repr(logs) and "1512901234" not in repr(logs)
@@ -120,8 +122,8 @@ MALFORMED = [
     "/autorisation/v1/authorisations/'%3B--",
     "/autorisation/v1/authorisations/0A1B2?at=2026-13-01",
     "/autorisation/v1/authorisations/0A1B2?at=yesterday",
-    "/autorisation/v1/authorisations/0A1B2?at=9999-12-31T23:59:59-14:00",
     "/autorisation/v1/authorisations/0A1B2?at=0000-01-01",
+    "/autorisation/v1/authorisations/0A1B2?at=2026-11-21T25:00",
     "/doseringsforslag/v1/drugs/abc",
     "/doseringsforslag/v1/drugs/123456789012",
     "/doseringsforslag/v1/drugs/-1",
@@ -129,7 +131,8 @@ MALFORMED = [
 ]
 
 
-def test_malformed_input_is_a_422_problem_that_neither_echoes_it_nor_shows_a_trace(served: Served) -> None:
+def assert_malformed_input_is_a_422_problem_that_neither_echoes_it_nor_shows_a_trace(served: Served) -> None:
+    """Called by the test above, which has the served databases (their setup is the slow part)."""
     for path in MALFORMED:
         response = served.client.get(path)
         assert response.status_code == 422, (path, response.text)
