@@ -1,12 +1,15 @@
 """`stamdata-importer serve`: the read-only façades and /status without the importer, for query-only hosts.
 
 /status reads the import status tables through the façade account too (a query-only host may have no other),
-so it reports on the imports another host runs. uvicorn runs in the main thread and owns SIGTERM/SIGINT.
+so it reports on the imports another host runs. uvicorn runs in a thread as in the daemon, and the main thread
+owns SIGTERM/SIGINT: uvicorn in the main thread would re-raise the signal after shutting down, and the process
+would end "killed by SIGTERM" instead of exiting 0 as systemd expects of a clean stop.
 """
 
 import dataclasses
-
-import uvicorn
+import signal
+import threading
+from types import FrameType
 
 from importer.clock import SystemClock
 from importer.config import Settings
@@ -15,28 +18,36 @@ from importer.facades import FacadeDatabase
 from importer.health import HealthChecker
 from importer.logs import get_logger
 from importer.plugin import Register
-from importer.web import create_app, parse_listen
+from importer.web import WebServer, create_app
 
 log = get_logger(__name__)
 
 
-def serve(settings: Settings, registers: dict[str, Register]) -> None:
+def serve(settings: Settings, registers: dict[str, Register], stop: threading.Event | None = None) -> None:
+    stop = stop or threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stop requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     facades = FacadeDatabase(settings.facade_database_url)
     health = HealthChecker(dataclasses.replace(settings, production_url=settings.facade_database_url), registers,
                            SystemClock())
-    app = create_app(health, None, facades, list(registers.values()))
-    host, port = parse_listen(settings.listen)
-    # uvicorn's access log would print request paths, CPR numbers included; the app logs them masked.
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                                           lifespan="off"))
-    log.info("serving façades", listen=settings.listen, registers=list(registers))
+    # The app logs requests itself with CPR numbers masked; WebServer keeps uvicorn's raw access log off.
+    web = WebServer(create_app(health, None, facades, list(registers.values())), settings.listen)
     try:
-        server.run()
-    except (OSError, SystemExit) as error:
-        raise InfrastructureError(f"cannot serve HTTP on {settings.listen}: {error}") from None
+        try:
+            web.start()
+        except RuntimeError as error:
+            raise InfrastructureError(f"cannot serve HTTP on {settings.listen}: {error}") from error
+        log.info("serving façades", listen=settings.listen, registers=list(registers))
+        while not stop.wait(0.5):
+            if not web.thread.is_alive():
+                raise InfrastructureError(f"the HTTP server on {settings.listen} stopped: {web.error}")
     finally:
+        web.stop()
         facades.close()
         health.close()
-    if not server.started:
-        raise InfrastructureError(f"cannot serve HTTP on {settings.listen}")
     log.info("façades stopped")
