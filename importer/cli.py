@@ -127,7 +127,7 @@ def unlock(register: RegisterArg) -> None:
 def run() -> None:
     """Run the importer daemon: watch every register's inbox and import datasets as they arrive.
 
-    Serves /status and /metrics on STAMDATA_LISTEN; stops cleanly on SIGTERM/SIGINT (exit 0).
+    Serves /status, /metrics and the read-only façades on STAMDATA_LISTEN; stops cleanly on SIGTERM/SIGINT (exit 0).
     """
     from importer.daemon import Daemon  # the daemon's web stack is only loaded by the command that needs it
 
