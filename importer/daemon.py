@@ -180,6 +180,9 @@ class RegisterWorker:
         except InfrastructureError as error:
             self._back_off(str(error))
             return False
+        except OSError as error:  # claiming, archiving or locking on a full or failing disk: not the data's fault
+            self._back_off(f"file system error: {error}")
+            return False
 
     def _ready(self, dataset: Path) -> bool:
         quiet = float(self.config["quiet_period_s"])
