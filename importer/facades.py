@@ -127,15 +127,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(503, "Service Unavailable", "the database cannot be read right now",
                        headers={"Retry-After": "5"})
 
-    async def crashed(request: Request, error: Exception) -> Response:
-        log.error("façade request failed", path=mask_cpr(request.url.path), error=type(error).__name__)
-        return problem(500, "Internal Server Error", "the request could not be answered")
-
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(sa.exc.DBAPIError, unavailable)
+    app.add_exception_handler(sa.exc.TimeoutError, unavailable)  # every pooled connection busy for 30 s
     app.add_exception_handler(InfrastructureError, unavailable)
-    app.add_exception_handler(Exception, crashed)
+    # Anything else is answered by the access log middleware below: a handler for Exception would run in
+    # Starlette's outermost middleware, which re-raises after answering, and uvicorn would print the traceback
+    # (messages included, unmasked) to stderr.
 
 
 def document_problems(app: FastAPI) -> None:
@@ -174,12 +173,19 @@ def _title(status: int) -> str:
 
 
 def install_access_log(app: FastAPI) -> None:
-    """One log line per façade request, path and query masked: a CPR in a URL is personal data too."""
+    """One log line per façade request, path and query masked: a CPR in a URL is personal data too.
+
+    It is also where an unexpected error becomes a 500 problem (see install_problem_handlers)."""
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         began = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as error:  # the last line of defence: a problem body, a masked log line, no trace
+            log.error("façade request failed", path=mask_cpr(request.url.path), error=type(error).__name__,
+                      reason=mask_cpr(str(error).splitlines()[0] if str(error) else ""))
+            response = problem(500, "Internal Server Error", "the request could not be answered")
         if request.url.path not in UNLOGGED_PATHS:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             log.info("http request", method=request.method, path=mask_cpr(target), status=response.status_code,

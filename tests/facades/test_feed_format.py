@@ -134,3 +134,19 @@ def test_an_undeclared_view_is_a_404_problem(served) -> None:  # type: ignore[no
         response = served.client.get(path)
         assert response.status_code == 404, path
         assert response.json()["title"] == "Not Found"
+
+
+def test_an_unexpected_error_is_a_500_problem_with_nothing_personal_in_the_logs(
+    served, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("row for 0101801234 is broken")
+
+    monkeypatch.setattr("importer.facades.feeds.read_page", broken)
+    response = served.client.get(f"/replication/{AUTORISATION}")
+    assert response.status_code == 500
+    assert response.json() == {"type": "about:blank", "title": "Internal Server Error", "status": 500,
+                               "detail": "the request could not be answered"}
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    assert "0101801234" not in captured.err + captured.out and "010180-****" in captured.out + captured.err
