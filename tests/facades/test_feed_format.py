@@ -142,7 +142,7 @@ def test_an_unexpected_error_is_a_500_problem_with_nothing_personal_in_the_logs(
     def broken(*_: object) -> None:
         raise RuntimeError("row for 0101801234 is broken")
 
-    monkeypatch.setattr("importer.facades.feeds.read_page", broken)
+    monkeypatch.setattr("importer.replication.feeds.read_page", broken)
     response = served.client.get(f"/replication/{AUTORISATION}")
     assert response.status_code == 500
     assert response.json() == {"type": "about:blank", "title": "Internal Server Error", "status": 500,
