@@ -199,8 +199,7 @@ def page_updated(entries: Sequence[Entry], now: datetime) -> datetime:
     return entries[-1].modified if entries else now
 
 
-def render_atom(feed: Feed, entries: Sequence[Entry], after: Token, now: datetime,
-                links: Mapping[str, str]) -> str:
+def render_atom(feed: Feed, entries: Sequence[Entry], now: datetime, links: Mapping[str, str]) -> str:
     """Atom 1.0: one entry per row version; its content is one element named after the datatype."""
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n',

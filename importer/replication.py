@@ -7,7 +7,7 @@ are rendered from each view's own fields.
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -75,10 +75,10 @@ def replication_router(views: Sequence[feeds.Feed], database: FacadeDatabase) ->
             responses={
                 200: {
                     "description": "One page of the feed",
+                    "model": FeedPageModel,  # documented in components, so its schema's references resolve
                     "content": {
                         ATOM: {"schema": {"type": "string"}, "example": _atom_example(view)},
-                        "application/json": {"schema": FeedPageModel.model_json_schema(),
-                                             "example": _json_example(view)},
+                        "application/json": {"example": _json_example(view)},
                     },
                 },
                 **PROBLEM_RESPONSES,
@@ -109,7 +109,7 @@ def _feed_endpoint(view: feeds.Feed, database: FacadeDatabase) -> Callable[..., 
         last = entries[-1].token if entries else after
         links = {"self": f"/replication/{view.path}?offset={after}&maxRecords={size}",
                  "next": f"/replication/{view.path}?offset={last}&maxRecords={size}"}
-        return Response(feeds.render_atom(view, entries, after, now, links), media_type=ATOM)
+        return Response(feeds.render_atom(view, entries, now, links), media_type=ATOM)
 
     return endpoint
 
@@ -128,12 +128,12 @@ def _example_value(column: sa.Column[Any]) -> Any:
         python_type = column.type.python_type
     except NotImplementedError:
         python_type = str
-    return {datetime: datetime(2026, 11, 22), int: 1}.get(python_type, "…")
+    return {datetime: datetime(2026, 11, 22), date: date(2026, 11, 22), int: 1}.get(python_type, "…")
 
 
 def _atom_example(view: feeds.Feed) -> str:
     now = datetime(2026, 11, 22, 3, 15, 7)
-    return feeds.render_atom(view, [_example_entry(view)], feeds.START, now, {})
+    return feeds.render_atom(view, [_example_entry(view)], now, {})
 
 
 def _json_example(view: feeds.Feed) -> Any:

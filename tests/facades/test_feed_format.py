@@ -45,7 +45,7 @@ def test_text_that_xml_cannot_carry_raw_is_escaped_and_still_parses() -> None:
     values = (("autorisationsnummer", "0A1B2"), ("cpr", "0101801234"), ("fornavn", "A <b> & \"c\"\r\nd\x01"),
               ("efternavn", ""), ("uddannelseskode", None), ("validFrom", moment),
               ("validTo", datetime(2999, 12, 31)))
-    body = render_atom(feed, [Entry(Token.of(moment, 7), moment, values)], START, moment, {})
+    body = render_atom(feed, [Entry(Token.of(moment, 7), moment, values)], moment, {})
     record = ElementTree.fromstring(body).find(f"{A}entry/{A}content")[0]  # type: ignore[index]
     by_name = {child.tag.split("}")[1]: child for child in record}
     assert by_name["fornavn"].text == "A <b> & \"c\"\r\nd\ufffd"
