@@ -1,6 +1,7 @@
 """A downstream copy replicates every declared view through the feed over real HTTP, in small pages, and stays
 equal to the source row by row after a further import that changes and removes rows."""
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,44 @@ def test_a_copy_replicated_in_small_pages_equals_the_source_before_and_after_a_f
                 sa.select(autorisation.c.validTo).where(autorisation.c.autorisationsnummer == "1G7H8")
             ).scalar_one()
         assert str(closed) == "2026-11-21 00:00:00"
+    finally:
+        pipeline.close()
+        target.dispose()
+
+
+def test_a_client_paging_while_imports_commit_converges_on_the_source(databases: Databases, tmp_path: Path) -> None:
+    """Imports run in another thread while the client pages (pages of 2), so commits land between and during its
+    requests; once the imports are done and the client has caught up, the copy equals the table."""
+    registers = discover()
+    (feed,) = bind_views([registers["autorisation"]])
+    pipeline = Pipeline(databases.settings())
+    target = sa.create_engine(f"sqlite:///{tmp_path / 'copy.sqlite'}")
+    metadata = sa.MetaData()
+    copy = copy_table(feed, metadata)
+    metadata.create_all(target)
+    dumps = [FIRST, SECOND, FIRST[:3], SECOND[1:], FIRST]
+    failures: list[BaseException] = []
+
+    def import_all() -> None:
+        try:
+            for day, lines in enumerate(dumps[1:], start=21):
+                pipeline.import_dataset(registers["autorisation"],
+                                        write_dump(tmp_path / "drops", f"202611{day}AutDK.csv", lines), force=True)
+        except BaseException as error:  # reported by the main thread
+            failures.append(error)
+
+    try:
+        pipeline.import_dataset(registers["autorisation"], write_dump(tmp_path / "drops", "20261120AutDK.csv", FIRST))
+        with serve(databases) as served:
+            importer = threading.Thread(target=import_all)
+            importer.start()
+            token = START
+            while importer.is_alive():
+                token, _ = replicate(served.client, feed, copy, target, token, 2)
+            importer.join()
+            assert not failures, failures
+            token, _ = replicate(served.client, feed, copy, target, token, 2)
+        assert copy_rows(target, copy) == source_rows(pipeline.production, feed)
     finally:
         pipeline.close()
         target.dispose()
