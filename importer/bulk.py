@@ -8,11 +8,14 @@ An import writes the same rows to two databases (and autorisation to two tables)
 once per dialect and is reused; a different column list maps the same rendering onto another table.
 """
 
+import csv
 import os
 import re
 import tempfile
+import weakref
 from collections.abc import Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -30,7 +33,7 @@ class Rows:
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame
-        self._tsv: bytes | None = None
+        self._tsv: str | None = None  # path of the rendered file, removed with this object
         self._tuples: list[tuple[Any, ...]] | None = None
 
     def __len__(self) -> int:
@@ -40,10 +43,17 @@ class Rows:
     def columns(self) -> list[str]:
         return [str(column) for column in self.frame.columns]
 
-    def tsv(self) -> bytes:
+    def tsv(self) -> str:
+        """The path of a LOAD DATA file holding the rows (utf-8, tab-separated, `\\N` for NULL)."""
         if self._tsv is None:
-            fields = [_tsv_field(self.frame[column]) for column in self.frame.columns]
-            self._tsv = ("".join("\t".join(row) + "\n" for row in zip(*fields, strict=True))).encode("utf-8")
+            handle, path = tempfile.mkstemp(prefix="stamdata-load-", suffix=".tsv")
+            os.close(handle)
+            weakref.finalize(self, _unlink, path)
+            if not _write_plain(self.frame, path):
+                with open(path, "wb") as file:
+                    fields = [_tsv_field(self.frame[column]) for column in self.frame.columns]
+                    file.write("".join("\t".join(row) + "\n" for row in zip(*fields, strict=True)).encode("utf-8"))
+            self._tsv = path
         return self._tsv
 
     def tuples(self) -> list[tuple[Any, ...]]:
@@ -106,6 +116,27 @@ def _executemany(
     return len(data)
 
 
+def _unlink(path: str) -> None:
+    Path(path).unlink(missing_ok=True)
+
+
+def _write_plain(frame: pd.DataFrame, path: str) -> bool:
+    """The fast path: pandas' CSV writer, valid only if no value needs LOAD DATA escaping.
+
+    The writer refuses values holding a tab or a line end (nothing to quote with); a backslash, NUL or CR
+    in a value shows as more backslashes or those bytes in the output than the NULLs alone account for.
+    """
+    try:
+        frame.to_csv(path, sep="\t", header=False, index=False, na_rep=_NULL, quoting=csv.QUOTE_NONE,
+                     escapechar=None, lineterminator="\n", encoding="utf-8", date_format="%Y-%m-%d %H:%M:%S")
+    except csv.Error:
+        return False
+    with open(path, "rb") as file:
+        written = file.read()
+    nulls = int(frame.isna().to_numpy().sum())
+    return written.count(b"\\") == nulls and b"\x00" not in written and b"\r" not in written
+
+
 def _tsv_field(series: "pd.Series[Any]") -> list[str]:
     """One column as LOAD DATA text. Plain text and integer columns (the common case) take a fast path."""
     missing = series.isna()
@@ -133,22 +164,16 @@ def _load_data(
 ) -> int:
     quote = connection.dialect.identifier_preparer.quote
     assignments = ", ".join(f"{quote(name)} = %({name})s" for name in constants)
-    handle, path = tempfile.mkstemp(prefix="stamdata-load-", suffix=".tsv")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(rows.tsv())
-        result = connection.exec_driver_sql(
-            f"LOAD DATA LOCAL INFILE %(_path)s INTO TABLE {quote(table.name)} CHARACTER SET utf8mb4 "
-            "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
-            f"({', '.join(quote(c) for c in targets)})" + (f" SET {assignments}" if assignments else ""),
-            {"_path": path, **constants},
-        )
-        loaded = result.rowcount
-        # LOAD DATA LOCAL turns data errors into warnings (it cannot stop the client's upload); a truncated
-        # or converted value must never pass silently.
-        warnings = connection.exec_driver_sql("SHOW WARNINGS LIMIT 5").all()
-    finally:
-        os.unlink(path)
+    result = connection.exec_driver_sql(
+        f"LOAD DATA LOCAL INFILE %(_path)s INTO TABLE {quote(table.name)} CHARACTER SET utf8mb4 "
+        "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
+        f"({', '.join(quote(c) for c in targets)})" + (f" SET {assignments}" if assignments else ""),
+        {"_path": rows.tsv(), **constants},
+    )
+    loaded = result.rowcount
+    # LOAD DATA LOCAL turns data errors into warnings (it cannot stop the client's upload); a truncated
+    # or converted value must never pass silently.
+    warnings = connection.exec_driver_sql("SHOW WARNINGS LIMIT 5").all()
     if warnings or loaded != len(rows):
         raise RuntimeError(f"LOAD DATA into {table.name} loaded {loaded} of {len(rows)} rows: {warnings}")
     return loaded
