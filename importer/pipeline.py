@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ class Pipeline:
         on_stage: StageCallback | None = None,
     ) -> RunSummary:
         started = self.clock.now()
-        run_id = f"{register.name}-{int(started.timestamp() * 1000)}"
+        run_id = f"{register.name}-{int(started.replace(tzinfo=UTC).timestamp() * 1000)}"  # clock is naive UTC
         stage = on_stage or (lambda _: None)
         with structlog.contextvars.bound_contextvars(run_id=run_id, register=register.name):
             try:
