@@ -39,7 +39,7 @@ class FeedPageModel(BaseModel):
 
 
 def wants_json(accept: str) -> bool:
-    """Atom is the protocol's default; JSON only when the client asks for it more than for XML."""
+    """Atom is the protocol's default; JSON when the client prefers it (at equal preference, the first listed)."""
     best: tuple[float, str] = (0.0, "atom")
     for part in accept.split(","):
         media, *params = (item.strip() for item in part.split(";"))
