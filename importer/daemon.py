@@ -47,6 +47,7 @@ from importer.web import WebServer, create_app
 log = get_logger(__name__)
 
 RETENTION_EVERY = timedelta(hours=1)
+NOT_READY_RECHECK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class RegisterWorker:
         metrics: ImporterMetrics,
         notifier: Notifier,
         stopping: threading.Event,
+        readiness: Readiness | None = None,
     ) -> None:
         self.register = register
         self.name = register.name
@@ -120,10 +122,11 @@ class RegisterWorker:
         self.metrics = metrics
         self.notifier = notifier
         self.stopping = stopping
-        self.readiness = Readiness(clock)
+        self.readiness = readiness or Readiness(clock)
         self.wake = threading.Event()
         self.failures = 0
         self.retry_at: datetime | None = None
+        self.not_ready_yet = False  # the head of the queue is settling or quiet: look again soon
         self.busy = False
         self.heartbeat = time.monotonic()
         self.thread = threading.Thread(target=self.run, name=f"worker-{register.name}", daemon=True)
@@ -147,6 +150,9 @@ class RegisterWorker:
 
     def _wait_s(self) -> float:
         wait = self.options.rescan_interval_s
+        if self.not_ready_yet:
+            # Settling and quiet periods end without any file-system event to say so.
+            wait = min(wait, NOT_READY_RECHECK_S)
         if self.retry_at is not None:
             until_retry = (self.retry_at - self.clock.now()).total_seconds()
             wait = min(wait, max(until_retry, 0.05))
@@ -154,6 +160,7 @@ class RegisterWorker:
 
     def step(self) -> bool:
         """One rescan; True if a dataset was dealt with (so the loop goes on without waiting)."""
+        self.not_ready_yet = False
         waiting = inbox.pending(self.root, self.name)
         claimed = inbox.claimed(self.root, self.name)
         self.metrics.pending.labels(self.name).set(len(waiting) + len(claimed))
@@ -168,6 +175,7 @@ class RegisterWorker:
             (inbox.register_dir(self.root, self.name) / inbox.MARKER).unlink(missing_ok=True)  # batch done
             return False
         if not claimed and not self._ready(waiting[0]):
+            self.not_ready_yet = True
             return False  # nothing overtakes a dataset that is not ready yet
         if self.stopping.is_set():
             return False
@@ -339,6 +347,8 @@ class Daemon:
         self.stopping = threading.Event()
         self.metrics = ImporterMetrics(registers)
         self.workers: dict[str, RegisterWorker] = {}
+        # Owned here, not by the workers, so renames seen while the databases are migrated still count.
+        self.readiness = {name: Readiness(self.clock) for name in registers}
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if not self.stopping.is_set():
@@ -363,22 +373,24 @@ class Daemon:
         pipeline: Pipeline | None = None
         watcher: InboxWatcher | None = None
         try:
-            pipeline = self._start_pipeline()
-            if pipeline is None:
-                log.info("importer stopped before start-up completed")
-                return 0
+            # Watch before migrating: a dataset renamed in while the databases are upgraded is still known to
+            # have arrived whole (the workers find it in the rescan either way).
             try:
                 for name in self.registers:
                     inbox.prepare(self.settings.inbox, name)
             except OSError as error:
                 raise InfrastructureError(f"cannot prepare the inbox {self.settings.inbox}: {error}") from error
             watcher = InboxWatcher(self.settings.inbox, self.options.watch_mode, self._wake, self._moved_in)
+            watcher.start()
+            pipeline = self._start_pipeline()
+            if pipeline is None:
+                log.info("importer stopped before start-up completed")
+                return 0
             for register in self.registers.values():
                 self.workers[register.name] = RegisterWorker(
                     register, pipeline, self.settings, self.options, self.clock, self.metrics, self.notifier,
-                    self.stopping,
+                    self.stopping, self.readiness[register.name],
                 )
-            watcher.start()
             for worker in self.workers.values():
                 worker.thread.start()
             self.notifier.ready(f"watching {len(self.workers)} register(s) in {self.settings.inbox}")
@@ -475,6 +487,6 @@ class Daemon:
             worker.wake.set()
 
     def _moved_in(self, register: str, dataset: str) -> None:
-        worker = self.workers.get(register)
-        if worker is not None:
-            worker.readiness.moved_in(dataset)
+        readiness = self.readiness.get(register)
+        if readiness is not None:
+            readiness.moved_in(dataset)
