@@ -33,7 +33,7 @@ DAEMON_DEFAULTS: dict[str, Any] = {
     "rescan_interval_s": 5.0,  # the rescan is the truth; file-system events only wake it early
     "stop_timeout_s": 30.0,  # how long SIGTERM waits for a running import before abandoning it
     "retry_initial_s": 5.0,  # first wait after an infrastructure error, doubled per failure
-    "retry_max_s": 600.0,
+    "retry_max_s": 60.0,  # an attempt is cheap; an operator who fixed the database should not wait long
     "lock_wait_s": 600.0,  # how long a CLI import waits for the register lock held by another importer
     "archive_retention_days": 90.0,  # processed/ entries older than this are deleted; 0 keeps them forever
 }
