@@ -131,10 +131,13 @@ def _write_plain(frame: pd.DataFrame, path: str) -> bool:
                      escapechar=None, lineterminator="\n", encoding="utf-8", date_format="%Y-%m-%d %H:%M:%S")
     except csv.Error:
         return False
+    backslashes = 0
     with open(path, "rb") as file:
-        written = file.read()
-    nulls = int(frame.isna().to_numpy().sum())
-    return written.count(b"\\") == nulls and b"\x00" not in written and b"\r" not in written
+        while chunk := file.read(1 << 24):  # in slices: the rendering can be larger than we want in memory
+            if b"\x00" in chunk or b"\r" in chunk:
+                return False
+            backslashes += chunk.count(b"\\")
+    return backslashes == int(frame.isna().to_numpy().sum())
 
 
 def _tsv_field(series: "pd.Series[Any]") -> list[str]:
