@@ -148,6 +148,15 @@ def child_import(preflight: str, production: str, dump: Path) -> dict[str, Any]:
     return result
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory. Not getrusage's ru_maxrss: Linux carries that across
+    fork and exec, so a child would report the (large) benchmark parent's memory as its own."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: best available
+
+
 def run_child(dump: Path) -> None:
     from importer.config import load_settings
     from importer.logs import configure_logging
@@ -165,7 +174,7 @@ def run_child(dump: Path) -> None:
     counts = summary.counts
     print(json.dumps({
         "seconds": seconds,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mb": peak_rss_mb(),
         "inserted": counts.inserted, "updated": counts.updated, "closed": counts.closed,
         "unchanged": counts.unchanged, "timings": summary.timings,
     }))
