@@ -3,22 +3,38 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
 from importer.clock import SystemClock
 from importer.facades import FacadeDatabase
 from importer.health import HealthChecker
+from importer.pipeline import Pipeline
 from importer.plugin import discover
 from importer.web import WebServer, create_app
 from tests.conftest import Databases
 from tests.daemon.harness import free_port
+from tests.registers.autorisation.kit import FIRST, SECOND, write_dump
+from tests.registers.doseringsforslag.kit import release_files, write_release
 
 
 @dataclass(frozen=True)
 class Served:
     base: str
     client: httpx.Client
+
+
+def import_sample(databases: Databases, directory: Path) -> None:
+    """Two autorisation dumps (a change, a removal) and one doseringsforslag release: every view has rows."""
+    registers = discover()
+    pipeline = Pipeline(databases.settings())
+    try:
+        pipeline.import_dataset(registers["autorisation"], write_dump(directory, "20261120AutDK.csv", FIRST))
+        pipeline.import_dataset(registers["autorisation"], write_dump(directory, "20261121AutDK.csv", SECOND))
+        pipeline.import_dataset(registers["doseringsforslag"], write_release(directory / "r1", release_files(1)))
+    finally:
+        pipeline.close()
 
 
 @contextmanager

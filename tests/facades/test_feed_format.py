@@ -7,12 +7,9 @@ from xml.etree import ElementTree
 import pytest
 
 from importer.feed import ATOM_NS, MAX_PAGE, START, XSI_NS, BadToken, Entry, Token, bind_views, page_size, render_atom
-from importer.pipeline import Pipeline
 from importer.plugin import discover
 from tests.conftest import _sqlite_databases
-from tests.facades.server import serve
-from tests.registers.autorisation.kit import FIRST, SECOND, write_dump
-from tests.registers.doseringsforslag.kit import release_files, write_release
+from tests.facades.server import import_sample, serve
 
 A = f"{{{ATOM_NS}}}"
 AUTORISATION = "autorisationsregisteret/autorisation/v1"
@@ -59,14 +56,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     """One served database for the module's read-only requests: imports are the slow part."""
     tmp_path = tmp_path_factory.mktemp("feed-format")
     sqlite_databases = _sqlite_databases(tmp_path)
-    registers = discover()
-    pipeline = Pipeline(sqlite_databases.settings())
-    try:
-        pipeline.import_dataset(registers["autorisation"], write_dump(tmp_path, "20261120AutDK.csv", FIRST))
-        pipeline.import_dataset(registers["autorisation"], write_dump(tmp_path, "20261121AutDK.csv", SECOND))
-        pipeline.import_dataset(registers["doseringsforslag"], write_release(tmp_path / "r1", release_files(1)))
-    finally:
-        pipeline.close()
+    import_sample(sqlite_databases, tmp_path)
     with serve(sqlite_databases) as running:
         yield running
 

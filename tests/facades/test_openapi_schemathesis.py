@@ -11,26 +11,15 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
 
-from importer.pipeline import Pipeline
-from importer.plugin import discover
 from tests.conftest import _sqlite_databases
-from tests.facades.server import serve
-from tests.registers.autorisation.kit import FIRST, SECOND, write_dump
-from tests.registers.doseringsforslag.kit import release_files, write_release
+from tests.facades.server import import_sample, serve
 
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp_path: Path = tmp_path_factory.mktemp("schemathesis")
     databases = _sqlite_databases(tmp_path)
-    registers = discover()
-    pipeline = Pipeline(databases.settings())
-    try:
-        pipeline.import_dataset(registers["autorisation"], write_dump(tmp_path, "20261120AutDK.csv", FIRST))
-        pipeline.import_dataset(registers["autorisation"], write_dump(tmp_path, "20261121AutDK.csv", SECOND))
-        pipeline.import_dataset(registers["doseringsforslag"], write_release(tmp_path / "r1", release_files(1)))
-    finally:
-        pipeline.close()
+    import_sample(databases, tmp_path)
     with serve(databases) as served:
         yield served.base
 
