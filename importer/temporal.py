@@ -72,10 +72,6 @@ class TableDelta:
     closed: int
     unchanged: int
 
-    @property
-    def rows_written(self) -> int:
-        return len(self.new_versions) + len(self.closed_rows)
-
 
 def compute_delta(
     connection: sa.Connection, spec: TemporalTable, frame: pd.DataFrame, known_open: pd.DataFrame | None = None
