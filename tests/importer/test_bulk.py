@@ -62,3 +62,44 @@ def test_a_value_the_column_cannot_hold_is_an_error_not_a_truncation(mariadb_dat
             insert_frame(connection, sample, frame, {"stamp": datetime(2026, 1, 1)})
     finally:
         engine.dispose()
+
+
+unique_sample = sa.Table(
+    "bulk_unique_sample",
+    metadata,
+    sa.Column("id", PidType, primary_key=True, autoincrement=True),
+    sa.Column("code", sa.String(10), nullable=False, unique=True),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+
+def test_loading_into_an_empty_table_takes_the_bulk_path_and_still_refuses_duplicates(
+    mariadb_databases: Databases,
+) -> None:
+    """An empty table is loaded with unique checks off for the statement (InnoDB's bulk path); a duplicate
+    in a unique index must still fail, and the session's settings must be back afterwards."""
+    engine = create_engine(mariadb_databases.production_url)
+    try:
+        with engine.begin() as connection:
+            metadata.create_all(connection)
+            connection.execute(unique_sample.delete())
+        with engine.begin() as connection:
+            assert insert_frame(connection, unique_sample, pd.DataFrame({"code": ["a", "b", "c"]}), {}) == 3
+            assert connection.exec_driver_sql("SELECT @@unique_checks, @@foreign_key_checks").one() == (1, 1)
+            assert insert_frame(connection, unique_sample, pd.DataFrame({"code": ["d"]}), {}) == 1  # not empty now
+            connection.exec_driver_sql("CREATE TABLE bulk_unique_copy LIKE bulk_unique_sample")
+        try:
+            with pytest.raises(sa.exc.OperationalError, match="1180"), engine.begin() as connection:
+                copy = sa.Table("bulk_unique_copy", sa.MetaData(), *(c._copy() for c in unique_sample.columns))
+                insert_frame(connection, copy, pd.DataFrame({"code": ["x", "y", "x"]}), {})
+            with engine.connect() as connection:
+                assert connection.exec_driver_sql("SELECT COUNT(*) FROM bulk_unique_copy").scalar() == 0
+        finally:
+            with engine.begin() as connection:
+                connection.exec_driver_sql("DROP TABLE bulk_unique_copy")
+        with engine.connect() as connection:
+            codes = connection.execute(sa.select(unique_sample.c.code).order_by(unique_sample.c.code)).scalars().all()
+            assert connection.exec_driver_sql("SELECT @@unique_checks, @@foreign_key_checks").one() == (1, 1)
+    finally:
+        engine.dispose()
+    assert codes == ["a", "b", "c", "d"]
