@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 import structlog
@@ -25,10 +26,11 @@ from importer.db import create_engine
 from importer.errors import DataError, ImporterError, InfrastructureError
 from importer.locks import RegisterLocks
 from importer.logs import get_logger
+from importer.memory import release_freed_memory
 from importer.plugin import ParsedDataset, Register
 from importer.snapshot import Snapshot, SnapshotStore, fingerprint
 from importer.status import RunCounts
-from importer.temporal import OutOfStep, TableDelta, apply_delta, compute_delta
+from importer.temporal import OutOfStep, TableDelta, apply_delta, compute_delta, open_state, row_digests
 
 log = get_logger(__name__)
 
@@ -120,11 +122,14 @@ class Pipeline:
             parsed = register.parse(path, settings)
         except OSError as error:
             raise InfrastructureError(f"cannot read {path}: {error}") from error
+        release_freed_memory()  # the parse's garbage, before the delta is built on top of its result
         timings["parse"] = time.perf_counter() - began
         parsed.name = path.name  # operators know a dataset by its inbox entry, whatever files it holds
         log.info("dataset parsed", dataset=parsed.name, version=parsed.version, rows=parsed.rows_read,
                  files=parsed.files, **parsed.details)
 
+        # Compared with the snapshot of the last import, and remembered for the next one.
+        digests = {spec.name: row_digests(spec, parsed.frames[spec.name]) for spec in register.tables}
         status_table = register.metadata.tables[register.status_table_name]
         targets: list[tuple[str, sa.Engine]] = [("preflight", self.preflight)]
         if not validate_only:
@@ -147,7 +152,7 @@ class Pipeline:
                     outcomes[name] = self._load(
                         engine, name, register, parsed, settings, status_table, run_id, transaction_time, force,
                         commit=not validate_only, planned=outcomes["preflight"].deltas if outcomes else None,
-                        known=known,
+                        known=known, digests=digests,
                     )
                     timings[name] = time.perf_counter() - began
                 break
@@ -162,7 +167,8 @@ class Pipeline:
             self.snapshots.save(register.name, Snapshot(
                 databases=self.snapshots.databases,
                 transaction_time=transaction_time,
-                open_rows={spec.name: parsed.frames[spec.name][spec.value_columns] for spec in register.tables},
+                open_state={spec.name: open_state(spec, parsed.frames[spec.name], digests[spec.name])
+                            for spec in register.tables},
             ))
         final = outcomes[targets[-1][0]]
         summary = RunSummary(
@@ -207,6 +213,7 @@ class Pipeline:
         commit: bool,
         planned: list[TableDelta] | None,
         known: Snapshot | None,
+        digests: dict[str, np.ndarray],
     ) -> _Outcome:
         status_id: int | None = None
         if commit:
@@ -218,7 +225,8 @@ class Pipeline:
         try:
             with _infrastructure_errors(f"importing into {database}"), engine.connect() as connection:
                 outcome = self._load_in_transaction(
-                    connection, register, parsed, settings, status_table, transaction_time, force, planned, known
+                    connection, register, parsed, settings, status_table, transaction_time, force, planned, known,
+                    digests,
                 )
                 if commit:
                     assert status_id is not None
@@ -248,6 +256,7 @@ class Pipeline:
         force: bool,
         planned: list[TableDelta] | None,
         known: Snapshot | None,
+        digests: dict[str, np.ndarray],
     ) -> _Outcome:
         """The import in one database. Preflight computes the delta (`planned` is None) against the open
         rows, read in bulk or `known` from the snapshot of the last import; production applies the very same
@@ -257,8 +266,9 @@ class Pipeline:
             sequenced = register.check_sequence(previous, parsed)
             if planned is None:
                 deltas = [
-                    compute_delta(connection, spec, parsed.frames[spec.name],
-                                  known.open_rows.get(spec.name) if known is not None else None)
+                    compute_delta(connection, spec, parsed.frames[spec.name], valid_from=sequenced.valid_from,
+                                  transaction_time=transaction_time, digests=digests[spec.name],
+                                  known_open=known.open_state.get(spec.name) if known is not None else None)
                     for spec in register.tables
                 ]
             else:
@@ -269,8 +279,7 @@ class Pipeline:
         for note in notes:
             log.warning("guard overridden", note=note)
         for delta in deltas:
-            apply_delta(connection, delta, sequenced.valid_from, transaction_time,
-                        verify_unchanged=planned is not None or known is not None)
+            apply_delta(connection, delta, verify_unchanged=planned is not None or known is not None)
         register.after_load(connection, deltas)
         warnings = [*parsed.warnings, *sequenced.warnings]
         counts = RunCounts(

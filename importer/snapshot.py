@@ -1,12 +1,14 @@
 """What a register's open rows were after its last import, kept locally so the next delta needs no bulk read.
 
 After a full-dump import the open rows of each history table are exactly the dataset's rows. Remembering
-them (in memory, and in `state_dir` for the next process) lets the next import compare against them
-instead of reading a million rows back through the database driver, so a daily delta costs in proportion
-to what changed. A snapshot is only trusted when it names the same two databases and the same last
-transaction time that both databases report; anything else (another importer imported since, a restore,
-a re-synchronisation) falls back to reading the database. The delta is applied with row counts checked
-either way, so a database that differs from the snapshot is caught, not silently diverged.
+their keys and a digest of each (in memory, and in `state_dir` for the next process; see
+`importer.temporal.open_state`) lets the next import compare against them instead of reading a million
+rows back through the database driver, so a daily delta costs in proportion to what changed, and the
+memory of an import holds one dataset's rows, not two. A snapshot is only trusted when it names the same
+two databases and the same last transaction time that both databases report; anything else (another
+importer imported since, a restore, a re-synchronisation) falls back to reading the database. The delta
+is applied with row counts checked either way, so a database that differs from the snapshot is caught,
+not silently diverged.
 """
 
 import hashlib
@@ -16,9 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import pandas as pd
-
 from importer.logs import get_logger
+from importer.temporal import OpenState
 
 log = get_logger(__name__)
 
@@ -27,7 +28,7 @@ log = get_logger(__name__)
 class Snapshot:
     databases: str  # fingerprint of the preflight and production URLs
     transaction_time: datetime  # of the import that left these rows open, in both databases
-    open_rows: dict[str, pd.DataFrame]  # table name -> value columns of its open rows
+    open_state: dict[str, OpenState]  # table name -> business key and digest of each open row
 
 
 def fingerprint(preflight_url: str, production_url: str) -> str:
@@ -57,8 +58,10 @@ class SnapshotStore:
                     snapshot = pickle.load(file)
             except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
                 return None
-        if not isinstance(snapshot, Snapshot):
-            return None
+        if not isinstance(snapshot, Snapshot) or not all(
+            isinstance(state, OpenState) for state in getattr(snapshot, "open_state", {None: None}).values()
+        ):
+            return None  # not one this version wrote: read the database instead
         if snapshot.databases != self.databases or snapshot.transaction_time != transaction_time:
             return None
         self._memory[register] = snapshot
@@ -70,7 +73,7 @@ class SnapshotStore:
         path = self._path(register)
         temporary = path.with_suffix(f".tmp{os.getpid()}")
         try:
-            # Private: the rows are register data (CPR numbers among them), like the databases themselves.
+            # Private: keys and digests of register data, kept like the databases themselves.
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
                 pickle.dump(snapshot, file, protocol=pickle.HIGHEST_PROTOCOL)
@@ -82,3 +85,4 @@ class SnapshotStore:
     def forget(self, register: str) -> None:
         self._memory.pop(register, None)
         self._path(register).unlink(missing_ok=True)
+

@@ -66,58 +66,176 @@ class TableDelta:
 
     spec: TemporalTable
     new_versions: Rows  # rows to insert: new keys and new versions of changed keys, in key order
-    closed_rows: pd.DataFrame  # the open rows this import closes (changed and removed keys), old values
+    closed_keys: pd.DataFrame  # business keys of the open rows this import closes (changed and removed), in order
+    valid_from: datetime  # closed rows end and new versions start here
+    transaction_time: datetime  # ModifiedDate of every row written, CreatedDate of the new versions
     inserted: int
     updated: int
     closed: int
     unchanged: int
 
 
+def row_digests(spec: TemporalTable, frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit digest of each row's value columns (pandas' SipHash of every column, combined), so that a
+    remembered import needs only its keys and one number a row. A changed row goes unnoticed only if its
+    digest collides with its own previous version's: about 1 in 1.8e19 a row."""
+    digests: np.ndarray = pd.util.hash_pandas_object(
+        frame[spec.value_columns], index=False, categorize=False
+    ).to_numpy()
+    return digests
+
+
+@dataclass(frozen=True)
+class OpenState:
+    """What a snapshot keeps of a table's open rows: each row's business key and the digest of its values.
+
+    A text key is one fixed-width numpy array rather than a Python string per row, and is matched by
+    sorting rather than hashing: for a million keys that is a third of the memory, and it pickles as one
+    buffer.
+    """
+
+    keys: dict[str, np.ndarray]  # key column -> values, aligned with `digests`
+    digests: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+    def key_frame(self, positions: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({column: _expand(values[positions]) for column, values in self.keys.items()})
+
+
+def open_state(spec: TemporalTable, frame: pd.DataFrame, digests: np.ndarray) -> OpenState:
+    return OpenState({column: _compact(frame[column]) for column in spec.key}, digests)
+
+
+def _compact(values: "pd.Series[Any]") -> np.ndarray:
+    """Short text as a fixed-width array: bytes if it is ASCII (a quarter of the size), else unicode; only
+    where that is lossless (numpy drops trailing NULs). Anything else as objects."""
+    objects: np.ndarray = values.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":
+        lengths = values.str.len().to_numpy()
+        for kind in ("S", "U"):
+            try:
+                text = np.asarray(objects, dtype=kind)
+            except UnicodeEncodeError:
+                continue
+            if text.dtype.itemsize <= 4 * 64 and (np.char.str_len(text) == lengths).all():
+                return text
+    return objects
+
+
+def _expand(values: np.ndarray) -> np.ndarray:
+    """`_compact` undone: Python strings again (bytes decoded)."""
+    return values.astype(str).astype(object) if values.dtype.kind in "SU" else values
+
+
 def compute_delta(
-    connection: sa.Connection, spec: TemporalTable, frame: pd.DataFrame, known_open: pd.DataFrame | None = None
+    connection: sa.Connection,
+    spec: TemporalTable,
+    frame: pd.DataFrame,
+    *,
+    valid_from: datetime,
+    transaction_time: datetime,
+    known_open: OpenState | None = None,
+    digests: np.ndarray | None = None,
 ) -> TableDelta:
-    """`known_open`: the table's open rows if the caller knows them (see importer/snapshot.py); otherwise
-    they are read from the database in one bulk read."""
+    """`known_open`: the table's open rows as `open_state` describes them, if the caller knows them (see
+    importer/snapshot.py), compared by digest (`digests`: the new rows', if already computed); otherwise the
+    open rows are read from the database in one bulk read and compared value by value."""
     columns = spec.value_columns
     key = list(spec.key)
     missing = set(columns) - set(frame.columns)
     if missing:
         raise ValueError(f"{spec.name}: parsed frame lacks column(s) {sorted(missing)}")
-    frame = frame[columns].astype(object)
-    new_keys = _key_index(frame, key)
-    if not new_keys.is_unique:
-        raise ValueError(f"{spec.name}: parsed frame has duplicate business keys; the parser must refuse them")
+    frame = frame[columns].reset_index(drop=True)
 
-    current = _open_rows(connection, spec, columns) if known_open is None else known_open[columns].astype(object)
-    old_keys = _key_index(current, key)
-    if not old_keys.is_unique:
-        raise RuntimeError(f"{spec.name}: more than one open row for a key; the table's history is damaged")
-
-    # Hash look-ups instead of a merge: for each new row the position of its key's open row, or -1.
-    position = old_keys.get_indexer(new_keys)
+    # For each new row the position of its key's open row, or -1.
+    current: pd.DataFrame | None = None
+    if known_open is not None:
+        position = _match_state(spec, known_open, frame)
+        open_count = len(known_open)
+    else:
+        current = _open_rows(connection, spec, columns)
+        position = _match_hashed(spec, _key_index(current, key), _key_index(frame, key))
+        open_count = len(current)
     matched = position >= 0
-    kept = np.zeros(len(current), dtype=bool)
-    kept[position[matched]] = True
-    new_matched = frame[matched]
-    old_matched = current.iloc[position[matched]]
-    differs = np.zeros(len(new_matched), dtype=bool)
-    for column in columns:
-        if column not in spec.key:
-            left = new_matched[column].to_numpy(dtype=object)
-            right = old_matched[column].to_numpy(dtype=object)
-            differs |= ~((left == right) | (pd.isna(left) & pd.isna(right)))
+    old_position = position[matched]
+    kept = np.zeros(open_count, dtype=bool)
+    kept[old_position] = True
+    if known_open is not None:
+        new_digests = row_digests(spec, frame) if digests is None else digests
+        differs = new_digests[matched] != known_open.digests[old_position]
+    else:
+        assert current is not None
+        differs = np.zeros(len(old_position), dtype=bool)
+        for column in columns:
+            if column not in spec.key:
+                left = frame[column].to_numpy(dtype=object)[matched]
+                right = current[column].to_numpy(dtype=object)[old_position]
+                differs |= ~((left == right) | (pd.isna(left) & pd.isna(right)))
 
-    added = frame[~matched]
+    changed = np.flatnonzero(matched)[differs]
+    closed_positions = np.concatenate([old_position[differs], np.flatnonzero(~kept)])
+    closed_keys = (
+        known_open.key_frame(closed_positions) if known_open is not None
+        else current[key].iloc[closed_positions] if current is not None
+        else pd.DataFrame()
+    )
     return TableDelta(
         spec=spec,
-        new_versions=Rows(_in_key_order(pd.concat([added, new_matched[differs]]), key)),
+        new_versions=Rows(_in_key_order(frame.iloc[np.concatenate([np.flatnonzero(~matched), changed])], key)),
         # Closing in key order walks the key index (and, after a key-ordered load, the table) forwards.
-        closed_rows=_in_key_order(pd.concat([old_matched[differs], current[~kept]]), key),
-        inserted=len(added),
+        closed_keys=_in_key_order(closed_keys.reset_index(drop=True), key),
+        valid_from=valid_from,
+        transaction_time=transaction_time,
+        inserted=int((~matched).sum()),
         updated=int(differs.sum()),
         closed=int((~kept).sum()),
         unchanged=int((~differs).sum()),
     )
+
+
+def _match_state(spec: TemporalTable, state: OpenState, frame: pd.DataFrame) -> np.ndarray:
+    key = list(spec.key)
+    if len(key) == 1 and state.keys[key[0]].dtype.kind in "SU":
+        new = _compact(frame[key[0]])
+        if new.dtype.kind == state.keys[key[0]].dtype.kind:
+            return _match_sorted(spec, state.keys[key[0]], new)
+    old_keys: pd.Index = (
+        pd.Index(_expand(state.keys[key[0]])) if len(key) == 1
+        else pd.MultiIndex.from_arrays([_expand(state.keys[column]) for column in key])
+    )
+    return _match_hashed(spec, old_keys, _key_index(frame, key))
+
+
+def _match_hashed(spec: TemporalTable, old_keys: pd.Index, new_keys: pd.Index) -> np.ndarray:
+    if not new_keys.is_unique:
+        raise ValueError(f"{spec.name}: parsed frame has duplicate business keys; the parser must refuse them")
+    new_keys = new_keys.copy()  # drops the hash table the check built: one alive at a time is enough
+    if not old_keys.is_unique:
+        raise RuntimeError(f"{spec.name}: more than one open row for a key; the table's history is damaged")
+    position: np.ndarray = old_keys.get_indexer(new_keys)
+    return position
+
+
+def _match_sorted(spec: TemporalTable, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """`_match_hashed` for fixed-width text: a sort-merge in numpy, without a Python object per key."""
+    order = np.argsort(old, kind="stable")
+    ordered = old[order]
+    if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():
+        raise RuntimeError(f"{spec.name}: more than one open row for a key; the table's history is damaged")
+    position: np.ndarray = np.full(len(new), -1, dtype=np.intp)
+    if len(ordered):
+        at = np.searchsorted(ordered, new)
+        np.minimum(at, len(ordered) - 1, out=at)
+        found = ordered[at] == new
+        del ordered
+        position[found] = order[at[found]]
+    # A key twice in the new rows: either both found the same open row, or both are new.
+    added = np.sort(new[position < 0])
+    if np.bincount(position[position >= 0], minlength=len(old)).max(initial=0) > 1 or (added[1:] == added[:-1]).any():
+        raise ValueError(f"{spec.name}: parsed frame has duplicate business keys; the parser must refuse them")
+    return position
 
 
 def _key_index(frame: pd.DataFrame, key: list[str]) -> pd.Index:
@@ -155,9 +273,7 @@ def _open_rows(connection: sa.Connection, spec: TemporalTable, columns: list[str
     return pd.DataFrame(data, dtype=object)
 
 
-def apply_delta(
-    connection: sa.Connection, delta: TableDelta, valid_from: datetime, now: datetime, *, verify_unchanged: bool
-) -> None:
+def apply_delta(connection: sa.Connection, delta: TableDelta, *, verify_unchanged: bool) -> None:
     """Close, then insert, all stamped with this import's transaction time.
 
     Every key to close must have exactly one open row here. With `verify_unchanged` (a delta computed in
@@ -168,26 +284,29 @@ def apply_delta(
     table = spec.table
     key_columns = [table.c[name] for name in spec.key]
     target = key_columns[0] if len(key_columns) == 1 else sa.tuple_(*key_columns)
-    keys = list(delta.closed_rows[list(spec.key)].itertuples(index=False, name=None))
+    keys = list(delta.closed_keys.itertuples(index=False, name=None))
     if len(key_columns) == 1:
         keys = [value for (value,) in keys]
+    if verify_unchanged:
+        # Counted before closing: afterwards nearly every index page holds this transaction's changes, and
+        # InnoDB would have to confirm each entry in the table itself rather than read the index alone.
+        open_rows = connection.execute(
+            sa.select(sa.func.count()).select_from(table).where(table.c.ValidTo == OPEN_END)
+        ).scalar_one()
+        if open_rows != delta.unchanged + len(keys):
+            raise OutOfStep(f"{spec.name}: {open_rows} rows are open, expected {delta.unchanged + len(keys)}; "
+                            "preflight and production are not in step")
     closed = 0
     for chunk in chunks(keys):
         result = connection.execute(
             sa.update(table)
             .where(table.c.ValidTo == OPEN_END, target.in_(chunk))
-            .values(ValidTo=valid_from, ModifiedDate=now)
+            .values(ValidTo=delta.valid_from, ModifiedDate=delta.transaction_time)
         )
         closed += result.rowcount
     if closed != len(keys):
         raise OutOfStep(f"{spec.name}: closed {closed} open rows, expected {len(keys)}; "
-                                  "preflight and production are not in step")
-    if verify_unchanged:
-        still_open = connection.execute(
-            sa.select(sa.func.count()).select_from(table).where(table.c.ValidTo == OPEN_END)
-        ).scalar_one()
-        if still_open != delta.unchanged:
-            raise OutOfStep(f"{spec.name}: {still_open} rows remain open, expected {delta.unchanged}; "
-                                      "preflight and production are not in step")
-    stamp = {"CreatedDate": now, "ModifiedDate": now, "ValidFrom": valid_from, "ValidTo": OPEN_END}
+                        "preflight and production are not in step")
+    now = delta.transaction_time
+    stamp = {"CreatedDate": now, "ModifiedDate": now, "ValidFrom": delta.valid_from, "ValidTo": OPEN_END}
     insert_rows(connection, table, delta.new_versions, stamp)

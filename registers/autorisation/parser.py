@@ -28,6 +28,7 @@ FIELD_LABELS = {
 }
 NAME_LENGTH = 100
 REPEATING = ("Efternavn", "Fornavn", "UddannelsesKode")
+READ_SLICE = 100_000  # rows parsed at a time
 
 # Replacement numbers that do not identify persons: they have no surname (FORMATS.md §1).
 SPECIAL_NUMBERS = frozenset({"09YM8", "09YM9", "09YMB"})
@@ -117,6 +118,7 @@ def parse_file(file: Path) -> ParsedDataset:
     valid_from = file_date(file)
     raw = file.read_bytes()
     name = file.name
+    sha256 = hashlib.sha256(raw).hexdigest()
     if not raw.strip(b"\r\n"):
         raise DataError.single("empty-file", "the file holds no authorisations", file=name)
     text, encoding = decode(raw, name)
@@ -135,7 +137,9 @@ def parse_file(file: Path) -> ParsedDataset:
     if WELL_FORMED_LINE.subn("", text)[1] == line_count:
         # Every line has five fields of the right shape and length (one pass of the regex engine), so only
         # the rules that span fields or lines remain. The C parser reads the bytes itself: no text copies.
+        del text  # a dump's size again, not needed from here on; nor are the bytes once read
         frame = _read(io.BytesIO(raw), "iso-8859-15" if encoding == "iso-8859-15" else "utf-8-sig")
+        del raw
         problems = _record_problems(frame, name)
     else:
         body = text[:-1] if text.endswith("\n") else text
@@ -160,14 +164,19 @@ def parse_file(file: Path) -> ParsedDataset:
         version=valid_from.strftime("%Y%m%d"),
         valid_from=valid_from,
         frames={"Autorisation2": frame[columns]},
-        files={name: hashlib.sha256(raw).hexdigest()},
+        files={name: sha256},
         warnings=warnings,
         details={"encoding": encoding},
     )
 
 
 def _read(source: io.BytesIO | io.StringIO, encoding: str | None) -> pd.DataFrame:
-    frame = pd.read_csv(
+    # Names and codes repeat across a million rows. Read a slice at a time and give each distinct value
+    # one string object, shared by every row that has it: a full dump's frame is then a fraction of the
+    # memory, and the per-cell strings of only one slice exist at once.
+    shared: dict[str, str] = {}
+    slices = []
+    for part in pd.read_csv(
         source,
         encoding=encoding,
         sep=";",
@@ -178,13 +187,13 @@ def _read(source: io.BytesIO | io.StringIO, encoding: str | None) -> pd.DataFram
         quoting=csv.QUOTE_NONE,
         skip_blank_lines=False,
         engine="c",
-    )
-    # Names and codes repeat across a million rows: one string object per distinct value instead of one per
-    # cell keeps a full dump's frame at a fraction of the memory.
-    for column in REPEATING:
-        codes, uniques = pd.factorize(frame[column])
-        frame[column] = uniques.take(codes)
-    return frame
+        chunksize=READ_SLICE,
+    ):
+        for column in REPEATING:
+            codes, uniques = pd.factorize(part[column])
+            part[column] = pd.Index([shared.setdefault(value, value) for value in uniques], dtype=str).take(codes)
+        slices.append(part)
+    return pd.concat(slices, ignore_index=True)
 
 
 def _line_shape_problems(lines: "pd.Series[str]", name: str) -> list[Problem]:

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from importer.bulk import insert_rows
-from importer.db import chunks
 from importer.errors import DataError
+from importer.logs import get_logger
 from importer.plugin import FeedView, ParsedDataset, PreviousImport, Register, Sequenced
 from importer.temporal import OPEN_END, TableDelta
 from registers.autorisation import parser
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from importer.facades import FacadeDatabase
+
+log = get_logger(__name__)
 
 # Autorisation2 column -> autreg2 column.
 AUTREG2_COLUMNS = {
@@ -98,24 +100,30 @@ class AutorisationRegister(Register):
         rebuild, which runs when the history was replaced wholesale (DELETE, not TRUNCATE, which would
         commit implicitly in MySQL).
         """
-        autreg2 = schema.autreg2
         if deltas is None:
-            source = schema.autorisation2.c
-            connection.execute(autreg2.delete())
-            connection.execute(
-                autreg2.insert().from_select(
-                    list(AUTREG2_COLUMNS.values()),
-                    sa.select(*(source[name] for name in AUTREG2_COLUMNS))
-                    .where(source.ValidTo == OPEN_END)
-                    .order_by(source.CPR, source.Autorisationsnummer),
-                )
-            )
+            _rebuild_autreg2(connection)
             return
         (delta,) = deltas
-        # By (cpr, aut_id), the only index autreg2 has: by aut_id alone every chunk would scan the table.
-        closed = list(delta.closed_rows[["CPR", "Autorisationsnummer"]].itertuples(index=False, name=None))
-        for pairs in chunks(closed):
-            connection.execute(autreg2.delete().where(sa.tuple_(autreg2.c.cpr, autreg2.c.aut_id).in_(pairs)))
+        autreg2 = schema.autreg2
+        if delta.closed + delta.updated:
+            # The rows this import closed carry its transaction time and end at its valid-from; through the
+            # history table's (ModifiedDate, PID) index they name the autreg2 rows to go by (cpr, aut_id),
+            # the only index autreg2 has, in one statement.
+            history = schema.autorisation2.c
+            closed_now = sa.and_(history.ModifiedDate == delta.transaction_time, history.ValidTo == delta.valid_from)
+            if connection.dialect.name == "sqlite":
+                statement = autreg2.delete().where(sa.tuple_(autreg2.c.cpr, autreg2.c.aut_id).in_(
+                    sa.select(history.CPR, history.Autorisationsnummer).where(closed_now)))
+            else:  # a join: MariaDB before 11.1 would evaluate the IN for every row of autreg2
+                statement = autreg2.delete().where(
+                    autreg2.c.cpr == history.CPR, autreg2.c.aut_id == history.Autorisationsnummer, closed_now)
+            removed = connection.execute(statement).rowcount
+            if removed != delta.closed + delta.updated:
+                # Someone changed autreg2 by hand: it is derived, so make it right again rather than refuse.
+                log.warning("autreg2 was not in step with Autorisation2; rebuilt in full",
+                            removed=removed, expected=delta.closed + delta.updated)
+                _rebuild_autreg2(connection)
+                return
         # The history table's new rows, rendered once, land in autreg2 under autreg2's column names.
         rows = delta.new_versions
         insert_rows(connection, autreg2, rows, {}, columns=[AUTREG2_COLUMNS[name] for name in rows.columns])
@@ -127,3 +135,18 @@ class AutorisationRegister(Register):
         from registers.autorisation import facade  # the web stack only where something serves
 
         return facade.router(database)
+
+
+def _rebuild_autreg2(connection: sa.Connection) -> None:
+    """autreg2 from the open rows of Autorisation2 (DELETE, not TRUNCATE, which commits implicitly in MySQL)."""
+    autreg2 = schema.autreg2
+    source = schema.autorisation2.c
+    connection.execute(autreg2.delete())
+    connection.execute(
+        autreg2.insert().from_select(
+            list(AUTREG2_COLUMNS.values()),
+            sa.select(*(source[name] for name in AUTREG2_COLUMNS))
+            .where(source.ValidTo == OPEN_END)
+            .order_by(source.CPR, source.Autorisationsnummer),
+        )
+    )
