@@ -149,43 +149,24 @@ def compute_delta(
         raise ValueError(f"{spec.name}: parsed frame lacks column(s) {sorted(missing)}")
     frame = frame[columns].reset_index(drop=True)
 
-    # For each new row the position of its key's open row, or -1.
-    current: pd.DataFrame | None = None
     if known_open is not None:
-        position = _match_state(spec, known_open, frame)
-        open_count = len(known_open)
+        position, differs = _compare_with_state(spec, known_open, frame, digests)
+        open_count, keys_at = len(known_open), known_open.key_frame
     else:
         current = _open_rows(connection, spec, columns)
-        position = _match_hashed(spec, _key_index(current, key), _key_index(frame, key))
-        open_count = len(current)
+        position, differs = _compare_with_rows(spec, current, frame)
+        open_count, keys_at = len(current), lambda positions: current[key].iloc[positions]
     matched = position >= 0
     old_position = position[matched]
     kept = np.zeros(open_count, dtype=bool)
     kept[old_position] = True
-    if known_open is not None:
-        new_digests = row_digests(spec, frame) if digests is None else digests
-        differs = new_digests[matched] != known_open.digests[old_position]
-    else:
-        assert current is not None
-        differs = np.zeros(len(old_position), dtype=bool)
-        for column in columns:
-            if column not in spec.key:
-                left = frame[column].to_numpy(dtype=object)[matched]
-                right = current[column].to_numpy(dtype=object)[old_position]
-                differs |= ~((left == right) | (pd.isna(left) & pd.isna(right)))
-
     changed = np.flatnonzero(matched)[differs]
     closed_positions = np.concatenate([old_position[differs], np.flatnonzero(~kept)])
-    closed_keys = (
-        known_open.key_frame(closed_positions) if known_open is not None
-        else current[key].iloc[closed_positions] if current is not None
-        else pd.DataFrame()
-    )
     return TableDelta(
         spec=spec,
         new_versions=Rows(_in_key_order(frame.iloc[np.concatenate([np.flatnonzero(~matched), changed])], key)),
         # Closing in key order walks the key index (and, after a key-ordered load, the table) forwards.
-        closed_keys=_in_key_order(closed_keys.reset_index(drop=True), key),
+        closed_keys=_in_key_order(keys_at(closed_positions).reset_index(drop=True), key),
         valid_from=valid_from,
         transaction_time=transaction_time,
         inserted=int((~matched).sum()),
@@ -193,6 +174,34 @@ def compute_delta(
         closed=int((~kept).sum()),
         unchanged=int((~differs).sum()),
     )
+
+
+def _compare_with_state(
+    spec: TemporalTable, state: OpenState, frame: pd.DataFrame, digests: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each new row the position of its key's open row (or -1), and for the matched rows whether their
+    digest differs from the remembered one."""
+    position = _match_state(spec, state, frame)
+    matched = position >= 0
+    new_digests = row_digests(spec, frame) if digests is None else digests
+    differs: np.ndarray = new_digests[matched] != state.digests[position[matched]]
+    return position, differs
+
+
+def _compare_with_rows(
+    spec: TemporalTable, current: pd.DataFrame, frame: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_compare_with_state` against open rows read from the database, value by value."""
+    key = list(spec.key)
+    position = _match_hashed(spec, _key_index(current, key), _key_index(frame, key))
+    matched = position >= 0
+    differs = np.zeros(int(matched.sum()), dtype=bool)
+    for column in spec.value_columns:
+        if column not in spec.key:
+            left = frame[column].to_numpy(dtype=object)[matched]
+            right = current[column].to_numpy(dtype=object)[position[matched]]
+            differs |= ~((left == right) | (pd.isna(left) & pd.isna(right)))
+    return position, differs
 
 
 def _match_state(spec: TemporalTable, state: OpenState, frame: pd.DataFrame) -> np.ndarray:
