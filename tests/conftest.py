@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from importer.config import Settings, load_settings
+from importer.plugin import Register
 
 MARIADB_URL = os.environ.get("STAMDATA_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 REQUIRE_MARIADB = bool(os.environ.get("STAMDATA_TEST_REQUIRE_MARIADB"))
@@ -83,6 +84,12 @@ class Databases:
                 return [dict(row) for row in connection.exec_driver_sql(query).mappings()]
         finally:
             engine.dispose()
+
+    def production_rows(self, register: Register) -> dict[str, list[dict[str, Any]]]:
+        """Every row of a register's tables in production, in a fixed order: what a refusal must leave as it was."""
+        tables = [*(spec.name for spec in register.tables), *(table.name for table in register.derived_tables()),
+                  register.status_table_name]
+        return {table: self.rows("production", table, order_by="1") for table in tables}
 
 
 def _mariadb_databases(tmp_path: Path) -> Iterator[Databases]:

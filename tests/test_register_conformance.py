@@ -31,13 +31,6 @@ def register(request: pytest.FixtureRequest) -> Register:
     return REGISTERS[request.param]
 
 
-def production_snapshot(databases: Databases, register: Register) -> dict[str, Any]:
-    tables = [spec.name for spec in register.tables]
-    tables += [table.name for table in register.derived_tables()]
-    tables.append(register.status_table_name)
-    return {table: databases.rows("production", table) for table in tables}
-
-
 def open_rows(databases: Databases, which: str, register: Register) -> dict[str, set[tuple[Any, ...]]]:
     result = {}
     for spec in register.tables:
@@ -71,11 +64,11 @@ def test_round_trip_and_sequence(register: Register, databases: Databases, tmp_p
         assert [row["Outcome"] for row in status] == ["SUCCESS", "SUCCESS"]
         assert all(row["RunId"].startswith(f"{register.name}-") and row["InputFiles"] for row in status)
 
-        before = production_snapshot(databases, register)
+        before = databases.production_rows(register)
         for stale in (second, first):  # the same dataset again, then an older one
             with pytest.raises(DataError):
                 pipeline.import_dataset(register, stale)
-            assert production_snapshot(databases, register) == before
+            assert databases.production_rows(register) == before
     finally:
         pipeline.close()
 
@@ -86,7 +79,7 @@ def test_bad_input_is_refused_with_its_location(register: Register, databases: D
     pipeline = Pipeline(databases.settings(**kit.environ))
     try:
         pipeline.import_dataset(register, first)
-        before = production_snapshot(databases, register)
+        before = databases.production_rows(register)
         bad_datasets = kit.bad_datasets(tmp_path / "bad")
         assert bad_datasets, "a kit names at least one dataset to refuse"
         for bad in bad_datasets:
@@ -94,6 +87,6 @@ def test_bad_input_is_refused_with_its_location(register: Register, databases: D
                 pipeline.import_dataset(register, bad.path)
             assert bad.rule in str(refused.value), str(refused.value)
             assert bad.where in str(refused.value), str(refused.value)
-            assert production_snapshot(databases, register) == before
+            assert databases.production_rows(register) == before
     finally:
         pipeline.close()

@@ -23,11 +23,6 @@ def is_open(row: dict[str, Any]) -> bool:
     return bool(normalise(row["ValidTo"]) == normalise(OPEN_END))
 
 
-def production(databases: Databases) -> dict[str, list[dict[str, Any]]]:
-    names = [*TABLES, REGISTER.status_table_name]
-    return {name: databases.rows("production", name, order_by="1") for name in names}
-
-
 @pytest.fixture
 def pipeline(databases: Databases) -> Any:
     pipeline = Pipeline(databases.settings())
@@ -92,7 +87,7 @@ def test_every_bad_release_is_refused_and_production_is_unchanged(
     databases: Databases, pipeline: Pipeline, tmp_path: Path
 ) -> None:
     pipeline.import_dataset(REGISTER, write_release(tmp_path / "release-001", release_files(1)))
-    before = production(databases)
+    before = databases.production_rows(REGISTER)
 
     bad = bad_releases(tmp_path / "bad", 2)
     assert {b.rule for b in bad} == {"missing-file", "malformed-json", "wrong-type", "release-number", "too-long",
@@ -101,7 +96,7 @@ def test_every_bad_release_is_refused_and_production_is_unchanged(
         with pytest.raises(DataError) as refused:
             pipeline.import_dataset(REGISTER, dataset.path)
         assert dataset.rule in str(refused.value) and dataset.where in str(refused.value), str(refused.value)
-        assert production(databases) == before
+        assert databases.production_rows(REGISTER) == before
 
 
 def test_a_release_dated_before_its_predecessor_starts_when_the_predecessor_did(

@@ -6,7 +6,6 @@ import shutil
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -96,11 +95,6 @@ def test_the_real_inputs_of_releases_27_and_29_give_the_published_releases(
     assert "72 proposal(s) without a short translation" in status[0]["Message"]
 
 
-def production(databases: Databases) -> dict[str, list[dict[str, Any]]]:
-    return {name: databases.rows("production", name, order_by="1")
-            for name in [*TABLES, REGISTER.status_table_name]}
-
-
 def test_a_small_delivery_with_default_versions_then_bad_deliveries_refused(
     databases: Databases, tmp_path: Path
 ) -> None:
@@ -119,7 +113,7 @@ def test_a_small_delivery_with_default_versions_then_bad_deliveries_refused(
     units = databases.rows("production", "DosageUnit", order_by="code")
     assert [(normalise(u["code"]), u["textSingular"]) for u in units] == [(1, "ml"), (2, "tablet")]
 
-    before = production(databases)
+    before = databases.production_rows(REGISTER)
     bad = tmp_path / "bad"
     good = [row.format(v=2) for row in GOOD_ROWS]
     two_files = bad / "two-files.zip"
@@ -148,7 +142,7 @@ def test_a_small_delivery_with_default_versions_then_bad_deliveries_refused(
             with pytest.raises(DataError) as error:
                 pipeline.import_dataset(REGISTER, path)
             assert rule in str(error.value) and where in str(error.value), (path.name, str(error.value))
-            assert production(databases) == before, path.name
+            assert databases.production_rows(REGISTER) == before, path.name
     finally:
         pipeline.close()
 
