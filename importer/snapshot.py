@@ -85,4 +85,3 @@ class SnapshotStore:
     def forget(self, register: str) -> None:
         self._memory.pop(register, None)
         self._path(register).unlink(missing_ok=True)
-
