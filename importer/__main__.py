@@ -1,5 +1,5 @@
 """`python -m importer` is the same as the `stamdata-importer` console script."""
 
-from importer.cli import main
+from importer.launch import main
 
 main()

@@ -24,6 +24,8 @@ import sqlalchemy as sa
 
 from importer.db import is_mysql
 
+# The engine execution option naming the directory load files are written to (default: the system's).
+SCRATCH_OPTION = "stamdata_scratch_dir"
 _NULL = "\\N"
 _SLICE = 100_000  # rows rendered per write
 # What LOAD DATA's default escaping treats specially inside a field.
@@ -45,10 +47,11 @@ class Rows:
     def columns(self) -> list[str]:
         return [str(column) for column in self.frame.columns]
 
-    def tsv(self) -> str:
-        """The path of a LOAD DATA file holding the rows (utf-8, tab-separated, `\\N` for NULL)."""
+    def tsv(self, directory: str | None = None) -> str:
+        """The path of a LOAD DATA file holding the rows (utf-8, tab-separated, `\\N` for NULL), written in
+        `directory` (the importer's private scratch directory; see importer/scratch.py)."""
         if self._tsv is None:
-            handle, path = tempfile.mkstemp(prefix="stamdata-load-", suffix=".tsv")
+            handle, path = tempfile.mkstemp(prefix="stamdata-load-", suffix=".tsv", dir=directory)
             weakref.finalize(self, _unlink, path)
             with os.fdopen(handle, "wb") as file:
                 fields = [_tsv_field(self.frame[column]) for column in self.frame.columns]
@@ -170,13 +173,24 @@ def _bulk_mode_if_empty(connection: sa.Connection, quoted_table: str) -> Iterato
         yield
         return
     connection.exec_driver_sql("SET SESSION unique_checks = 0, foreign_key_checks = 0")
-    try:
-        yield
-    finally:
+
+    def restore() -> None:
         connection.exec_driver_sql(
             "SET SESSION unique_checks = %(u)s, foreign_key_checks = %(f)s",
             {"u": unique_checks, "f": foreign_key_checks},
         )
+
+    try:
+        yield
+    except BaseException:
+        # The load failed, perhaps because the connection is gone. Restoring must not replace that error
+        # with one of its own; a session that cannot be restored is discarded, never pooled with checks off.
+        try:
+            restore()
+        except Exception:
+            connection.invalidate()
+        raise
+    restore()
 
 
 def _load_data(
@@ -190,7 +204,8 @@ def _load_data(
         f"({', '.join(quote(c) for c in targets)})" + (f" SET {assignments}" if assignments else "")
     )
     with _bulk_mode_if_empty(connection, quote(table.name)):
-        result = connection.exec_driver_sql(statement, {"_path": rows.tsv(), **constants})
+        scratch = connection.get_execution_options().get(SCRATCH_OPTION)
+        result = connection.exec_driver_sql(statement, {"_path": rows.tsv(scratch), **constants})
     loaded = result.rowcount
     # LOAD DATA LOCAL turns data errors into warnings (it cannot stop the client's upload); a truncated
     # or converted value must never pass silently.

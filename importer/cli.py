@@ -22,6 +22,7 @@ from importer.logs import configure_logging
 from importer.pipeline import Pipeline, RunSummary
 from importer.plugin import Register, discover, lookup
 from importer.privacy import mask_cpr
+from importer.signals import restore_default_handling
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -41,15 +42,21 @@ state = _State()
 
 @app.callback()
 def _configure(
+    context: typer.Context,
     config: Annotated[
         Path | None,
         typer.Option("--config", help="TOML configuration file (default: $STAMDATA_CONFIG, else built-in defaults)."),
     ] = None,
 ) -> None:
+    if context.invoked_subcommand not in SERVICES:
+        restore_default_handling()
     with _exit_codes():
         state.settings = load_settings(config)
         configure_logging(state.settings.log_level)
 
+
+# The long-running commands: they own SIGTERM and SIGINT and stop cleanly (exit 0), even while starting.
+SERVICES = frozenset({"run", "serve"})
 
 RegisterArg = Annotated[str, typer.Argument(help="Register name, e.g. autorisation.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Override guards such as the reduction guard (audited).")]
@@ -89,12 +96,13 @@ def replay(
         if not directory.is_dir():
             raise UsageError(f"{directory} is not a directory")
         pipeline.migrate()
-        done = _imported_dataset_names(pipeline, plugin)
         for path in inbox.datasets_in(directory):
-            if path.name in done:
-                out.print(f"{plugin.name} {path.name}: already imported, skipped")
-                continue
-            _print_summary(_import_with_progress(pipeline, plugin, path, force=force))
+            # Decided under the register lock: a daemon may import the same datasets meanwhile.
+            with pipeline.locks.hold(plugin.name, wait_s=float(state.settings.daemon["lock_wait_s"])):
+                if path.name in _imported_dataset_names(pipeline, plugin):
+                    out.print(f"{plugin.name} {path.name}: already imported, skipped")
+                    continue
+                _print_summary(_import_with_progress(pipeline, plugin, path, force=force))
 
 
 @app.command("status")

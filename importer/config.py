@@ -35,6 +35,11 @@ DAEMON_DEFAULTS: dict[str, Any] = {
     "retry_initial_s": 5.0,  # first wait after an infrastructure error, doubled per failure
     "retry_max_s": 60.0,  # an attempt is cheap; an operator who fixed the database should not wait long
     "lock_wait_s": 600.0,  # how long a CLI import waits for the register lock held by another importer
+    # How long one database round trip may take before the connection counts as lost and the import is retried:
+    # a frozen server or a half-open TCP connection would otherwise stall the register silently. It must exceed
+    # the longest statement (a million-row LOAD DATA takes under a minute on a server sized as README says).
+    "db_timeout_s": 300.0,
+    "status_timeout_s": 5.0,  # /status and /metrics answer within about this, red if the database did not
     "archive_retention_days": 90.0,  # processed/ entries older than this are deleted; 0 keeps them forever
 }
 

@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +31,7 @@ import structlog
 from importer import inbox, status
 from importer.clock import Clock, SystemClock, whole_seconds
 from importer.config import Settings
-from importer.errors import DataError, InfrastructureError
+from importer.errors import DataError, InfrastructureError, as_infrastructure
 from importer.facades import FacadeDatabase
 from importer.health import HealthChecker
 from importer.locks import RegisterBusy
@@ -40,6 +41,7 @@ from importer.pipeline import Pipeline
 from importer.plugin import Register
 from importer.privacy import mask_cpr
 from importer.readiness import Readiness
+from importer.signals import stop_requested_early
 from importer.systemd import Notifier
 from importer.watch import InboxWatcher
 from importer.web import WebServer, create_app
@@ -111,8 +113,11 @@ class RegisterWorker:
         notifier: Notifier,
         stopping: threading.Event,
         readiness: Readiness | None = None,
+        report: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self.register = register
+        # Tells /status what keeps this register from importing (None: nothing any more).
+        self.report = report or (lambda _source, _problem: None)
         self.name = register.name
         self.pipeline = pipeline
         self.root = settings.inbox
@@ -204,7 +209,7 @@ class RegisterWorker:
         """Re-read everything: another importer may have acted between the scan and the lock."""
         if inbox.lock_reason(self.root, self.name) is not None:
             return False
-        self._end_interrupted_runs()
+        self.pipeline.end_interrupted_runs(self.register)
         claimed = inbox.claimed(self.root, self.name)
         if claimed:
             dataset = claimed[0]
@@ -239,18 +244,20 @@ class RegisterWorker:
         except DataError as error:
             self._refuse(dataset, error.rule, str(error))
             return True
-        except InfrastructureError as error:
+        except Exception as error:
+            infrastructure = as_infrastructure(error, f"importing {dataset.name}")
+            if infrastructure is None:  # a parser bug or unforeseen input: stop the register so someone looks
+                log.exception("import failed unexpectedly", dataset=dataset.name)
+                self._refuse(dataset, "internal-error", f"internal error: {type(error).__name__}: {error}")
+                return True
             back = inbox.give_back(self.root, self.name, dataset)
             self.readiness.moved_in(back.name)  # we put it there whole: ready as soon as the backoff ends
-            self._back_off(str(error))
+            self._back_off(str(infrastructure))
             return False
-        except Exception as error:  # a parser bug or unforeseen input: stop the register so someone looks
-            log.exception("import failed unexpectedly", dataset=dataset.name)
-            self._refuse(dataset, "internal-error", f"internal error: {type(error).__name__}: {error}")
-            return True
         self.metrics.imported(summary)
         self._archive(dataset, hashes)
         self.failures, self.retry_at = 0, None
+        self.report(f"register {self.name}", None)
         self.notifier.status(f"{self.name}: imported {dataset.name}")
         return True
 
@@ -280,6 +287,8 @@ class RegisterWorker:
         self.metrics.failed(self.name, "infrastructure")
         log.warning("infrastructure error, will retry", reason=mask_cpr(reason), attempt=self.failures,
                     retry_in_s=delay)
+        self.report(f"register {self.name}", f"register {self.name} is retrying after an infrastructure error "
+                    f"(attempt {self.failures}, next in {delay:g} s): {mask_cpr(reason).splitlines()[0]}")
         self.notifier.status(f"{self.name}: retrying in {delay:g}s after: {mask_cpr(reason).splitlines()[0]}")
 
     def _already_in_production(self, dataset: Path, hashes: dict[str, str]) -> bool:
@@ -303,22 +312,6 @@ class RegisterWorker:
         except Exception:  # a dataset the parser refuses was not imported successfully either
             return False
         return any(stored_files == files for stored_files in stored)
-
-    def _end_interrupted_runs(self) -> None:
-        """Under the register lock, a status row still running belongs to a process that died: say so."""
-        table = self.register.metadata.tables[self.register.status_table_name]
-        ended = whole_seconds(self.clock.now())
-        for engine in (self.pipeline.preflight, self.pipeline.production):
-            try:
-                with engine.begin() as connection:
-                    connection.execute(
-                        table.update()
-                        .where(table.c.EndTime.is_(None))
-                        .values(EndTime=ended, Outcome=status.FAILURE,
-                                Message="interrupted: the importer stopped during this run")
-                    )
-            except sa.exc.DBAPIError as error:
-                raise InfrastructureError(f"database error while ending interrupted runs: {error.orig}") from error
 
 
 def _json_dict(text: Any) -> dict[str, str]:
@@ -360,6 +353,8 @@ class Daemon:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        if stop_requested_early():
+            self.request_stop()
         health = HealthChecker(self.settings, self.registers, self.clock)
         # HTTP first: while the databases are still being waited for, /status already says why it is red.
         # The read-only façades share the app; they connect lazily with the façade account (facade_url).
@@ -382,14 +377,14 @@ class Daemon:
                 raise InfrastructureError(f"cannot prepare the inbox {self.settings.inbox}: {error}") from error
             watcher = InboxWatcher(self.settings.inbox, self.options.watch_mode, self._wake, self._moved_in)
             watcher.start()
-            pipeline = self._start_pipeline()
+            pipeline = self._start_pipeline(health)
             if pipeline is None:
                 log.info("importer stopped before start-up completed")
                 return 0
             for register in self.registers.values():
                 self.workers[register.name] = RegisterWorker(
                     register, pipeline, self.settings, self.options, self.clock, self.metrics, self.notifier,
-                    self.stopping, self.readiness[register.name],
+                    self.stopping, self.readiness[register.name], health.report_problem,
                 )
             for worker in self.workers.values():
                 worker.thread.start()
@@ -410,22 +405,30 @@ class Daemon:
         log.info("importer stopped")
         return 0
 
-    def _start_pipeline(self) -> Pipeline | None:
-        """Migrate both databases; wait for them (with STATUS= for the operator) rather than exit at boot."""
+    def _start_pipeline(self, health: HealthChecker) -> Pipeline | None:
+        """Migrate both databases; wait for them (with STATUS= for the operator, /status red) rather than exit."""
         attempts = 0
+        health.report_problem("start-up", "the importer is starting: migrating the databases")
         while not self.stopping.is_set():
             pipeline: Pipeline | None = None
             try:
                 pipeline = Pipeline(self.settings, self.clock)
                 pipeline.migrate()
+                health.report_problem("start-up", None)
                 return pipeline
-            except InfrastructureError as error:
+            except Exception as error:
                 if pipeline is not None:
                     pipeline.close()
+                infrastructure = as_infrastructure(error, "starting")
+                if infrastructure is None:
+                    log.exception("cannot start")
+                reason = str(infrastructure or f"{type(error).__name__}: {error}")
                 attempts += 1
                 delay = backoff_delay(attempts, self.options.retry_initial_s, self.options.retry_max_s)
-                log.error("cannot start, databases unavailable; retrying", reason=str(error), retry_in_s=delay)
-                self.notifier.status(f"waiting for databases: {str(error).splitlines()[0]}")
+                log.error("cannot start; retrying", reason=reason, attempt=attempts, retry_in_s=delay)
+                health.report_problem("start-up", f"the importer cannot start (attempt {attempts}, next in "
+                                      f"{delay:g} s): {reason}")
+                self.notifier.status(f"cannot start: {reason.splitlines()[0]}")
                 self.stopping.wait(delay)
         return None
 

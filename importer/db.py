@@ -4,6 +4,8 @@ SQLite is the embedded default (nothing to install); MariaDB/MySQL through PyMyS
 Everything dialect-specific lives here, behind functions that take a Connection.
 """
 
+import math
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,13 +43,23 @@ def is_mysql(connection: sa.Connection | sa.Engine) -> bool:
     return connection.dialect.name in {"mysql", "mariadb"}
 
 
-def create_engine(url: str, *, readonly: bool = False) -> sa.Engine:
-    """An engine whose transactions behave the same on SQLite and MariaDB."""
+CONNECT_TIMEOUT_S = 10.0
+# GET_LOCK waits on the server without a word on the wire; it is asked in slices that fit the read timeout.
+LOCK_POLL_S = 5
+
+
+def create_engine(url: str, *, readonly: bool = False, timeout_s: float | None = None) -> sa.Engine:
+    """An engine whose transactions behave the same on SQLite and MariaDB.
+
+    `timeout_s` bounds every round trip to a database server (connect, send, wait for an answer) and the wait
+    for a pooled connection: a server that froze or a connection that went half-open becomes an error to
+    retry instead of a hang. A read-only engine (status, façades) never creates the database it is given.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, readonly)
     if parsed.get_backend_name() in {"mysql", "mariadb"}:
-        return _mysql_engine(parsed)
+        return _mysql_engine(parsed, readonly, timeout_s)
     raise InfrastructureError(f"unsupported database URL scheme {parsed.drivername!r} (use sqlite or mysql+pymysql)")
 
 
@@ -74,24 +86,41 @@ def _sqlite_engine(url: sa.URL, readonly: bool) -> sa.Engine:
     return engine
 
 
-def _mysql_engine(url: sa.URL) -> sa.Engine:
+def _mysql_engine(url: sa.URL, readonly: bool, timeout_s: float | None) -> sa.Engine:
     query = dict(url.query)
     query.setdefault("charset", "utf8mb4")
     url = url.set(query=query)
-    engine = sa.create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_recycle=3600,
-        connect_args={"local_infile": True, "connect_timeout": 10},
-    )
-    if url.database:
+    connect_args: dict[str, Any] = {"local_infile": True, "connect_timeout": CONNECT_TIMEOUT_S}
+    options: dict[str, Any] = {}
+    if timeout_s is not None:
+        # PyMySQL takes whole seconds; anything shorter than one would mean "no timeout".
+        seconds = max(1, round(timeout_s))
+        connect_args.update(connect_timeout=min(CONNECT_TIMEOUT_S, seconds), read_timeout=seconds,
+                            write_timeout=seconds)
+        options["pool_timeout"] = timeout_s
+    engine = sa.create_engine(url, pool_pre_ping=True, pool_recycle=3600, connect_args=connect_args, **options)
+    if url.database and not readonly:
         _create_database_if_missing(url)
     return engine
 
 
+def get_lock(connection: sa.Connection, name: str, wait_s: float) -> bool:
+    """MariaDB's named lock `name` for this session, waiting up to `wait_s`; False if another session keeps it.
+
+    Asked for in slices of a few seconds, so that no single wait outlasts the connection's read timeout."""
+    deadline = time.monotonic() + max(0.0, wait_s)
+    while True:
+        slice_s = max(0, min(LOCK_POLL_S, math.ceil(deadline - time.monotonic())))
+        got = connection.execute(sa.text("SELECT GET_LOCK(:name, :timeout)"), {"name": name, "timeout": slice_s})
+        if got.scalar() == 1:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+
+
 def _create_database_if_missing(url: sa.URL) -> None:
     """A fresh deployment names a database that does not exist yet; create it rather than fail."""
-    server = sa.create_engine(url.set(database=""), connect_args={"connect_timeout": 10})
+    server = sa.create_engine(url.set(database=""), connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
     name = url.database or ""
     try:
         with server.connect() as connection:

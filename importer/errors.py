@@ -5,7 +5,10 @@ An *infrastructure* error is the environment's fault (database down, disk full):
 A *usage* error is the caller's fault (unknown register, bad option).
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+import sqlalchemy as sa
 
 from importer.privacy import mask_cpr
 
@@ -74,3 +77,54 @@ class InfrastructureError(ImporterError):
 
 class UsageError(ImporterError):
     exit_code = 2
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and everything behind it (`raise … from`, and what was being handled when it was raised)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def infrastructure_cause(error: BaseException) -> BaseException | None:
+    """The environment's fault behind `error`, if any: a lost or refused database connection, a database
+    error of the operational kind, or a file-system error (ENOSPC, EIO, …).
+
+    Judged by the whole chain, because clean-up on a broken connection raises errors of its own
+    (`PendingRollbackError`, "connection invalidated") that would otherwise hide the outage and turn a
+    transient fault into a refused dataset.
+    """
+    for cause in causes(error):
+        if isinstance(cause, DataError):
+            return None  # the dataset's fault, whatever happened while it was found
+        if isinstance(cause, InfrastructureError):
+            return cause
+        if isinstance(cause, sa.exc.DBAPIError) and (
+            cause.connection_invalidated
+            or isinstance(cause, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.InternalError)
+        ):
+            return cause
+        if isinstance(cause, sa.exc.PendingRollbackError | sa.exc.DisconnectionError | sa.exc.TimeoutError):
+            return cause
+        if isinstance(cause, OSError):
+            return cause
+        if type(cause).__module__.startswith("pymysql") and type(cause).__name__ in {
+            "OperationalError", "InterfaceError", "InternalError"
+        }:
+            return cause
+    return None
+
+
+def as_infrastructure(error: BaseException, doing: str) -> InfrastructureError | None:
+    """`error` as an InfrastructureError naming what was being done, or None if it is not the environment's."""
+    cause = infrastructure_cause(error)
+    if cause is None:
+        return None
+    if isinstance(cause, InfrastructureError):
+        return cause
+    detail = getattr(cause, "orig", None) or cause
+    kind = "system" if isinstance(cause, OSError) else "database"
+    return InfrastructureError(f"{kind} error while {doing}: {detail}")

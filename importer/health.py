@@ -6,13 +6,14 @@ before an overdue one (data is getting stale) before an unreachable database (us
 """
 
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from importer import inbox, status
+from importer import inbox, migrate, status
 from importer.clock import Clock
 from importer.config import Settings
 from importer.db import create_engine
@@ -47,6 +48,7 @@ class HealthReport:
     reason: str | None
     registers: list[RegisterHealth] = field(default_factory=list)
     database_error: str | None = None
+    problems: list[str] = field(default_factory=list)  # what the importer itself reports (start-up, retries)
 
     def as_text(self) -> str:
         lines = ["OK" if self.ok else f"ERROR {self.reason}"]
@@ -54,6 +56,7 @@ class HealthReport:
             lines.append(_describe(item))
         if self.database_error:
             lines.append(f"database: {self.database_error}")
+        lines.extend(f"problem: {problem}" for problem in self.problems)
         return "\n".join(lines) + "\n"
 
     def as_json(self) -> str:
@@ -62,6 +65,7 @@ class HealthReport:
                 "ok": self.ok,
                 "reason": self.reason,
                 "database_error": self.database_error,
+                "problems": self.problems,
                 "registers": [_as_dict(item) for item in self.registers],
             },
             indent=2,
@@ -75,21 +79,38 @@ class HealthChecker:
         self.settings = settings
         self.registers = registers
         self.clock = clock
+        self.timeout_s = float(settings.daemon["status_timeout_s"])
         self._engine: sa.Engine | None = None
+        self._problems: dict[str, str] = {}
+        self._guard = threading.Lock()
 
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
 
-    def check(self) -> HealthReport:
+    def report_problem(self, source: str, problem: str | None) -> None:
+        """The importer's own trouble (it cannot start, a register keeps failing): red until cleared with None."""
+        with self._guard:
+            if problem is None:
+                self._problems.pop(source, None)
+            else:
+                self._problems[source] = mask_cpr(problem.splitlines()[0] if problem else source)
+
+    def unanswered(self) -> HealthReport:
+        """The report when the database did not answer within `timeout_s`: everything but the database."""
+        return self.check(database_error=f"production database did not answer within {self.timeout_s:g} s")
+
+    def check(self, database_error: str | None = None) -> HealthReport:
         now = self.clock.now()
         rows: dict[str, tuple[dict[str, Any] | None, datetime | None]] = {}
-        database_error: str | None = None
-        try:
-            rows = self._read_status()
-        except (sa.exc.SQLAlchemyError, ImporterError, OSError) as error:
-            detail = getattr(error, "orig", None) or error
-            database_error = mask_cpr(f"production database unreachable: {detail}".splitlines()[0])
+        if database_error is None:
+            try:
+                rows = self._read_status()
+            except (sa.exc.SQLAlchemyError, ImporterError, OSError) as error:
+                detail = getattr(error, "orig", None) or error
+                database_error = mask_cpr(f"production database unreachable: {detail}".splitlines()[0])
+            except SchemaBehind as error:
+                database_error = str(error)
         items = []
         for name, register in self.registers.items():
             config = self.settings.for_register(name, register.settings_defaults)
@@ -106,15 +127,21 @@ class HealthChecker:
                 last=_last_import(last_row) if last_row else None,
                 last_success=last_success,
             ))
-        reason = _first_reason(items, database_error)
-        return HealthReport(ok=reason is None, reason=reason, registers=items, database_error=database_error)
+        with self._guard:
+            problems = list(self._problems.values())
+        reason = _first_reason(items, database_error, problems)
+        return HealthReport(ok=reason is None, reason=reason, registers=items, database_error=database_error,
+                            problems=problems)
 
     def _read_status(self) -> dict[str, tuple[dict[str, Any] | None, datetime | None]]:
         if self._engine is None:
             # Read-only: on SQLite a writer's connection begins IMMEDIATE and would queue behind a running import.
-            self._engine = create_engine(self.settings.production_url, readonly=True)
+            self._engine = create_engine(self.settings.production_url, readonly=True, timeout_s=self.timeout_s)
         result: dict[str, tuple[dict[str, Any] | None, datetime | None]] = {}
         with self._engine.connect() as connection:
+            revision, head = migrate.revision_of(connection), migrate.head_revision()
+            if revision != head:
+                raise SchemaBehind(f"production database at schema revision {revision or 'none'}, expected {head}")
             inspector = sa.inspect(connection)
             for name, register in self.registers.items():
                 table = register.metadata.tables[register.status_table_name]
@@ -129,7 +156,11 @@ class HealthChecker:
         return result
 
 
-def _first_reason(items: list[RegisterHealth], database_error: str | None) -> str | None:
+class SchemaBehind(Exception):
+    """The database is not at the schema this importer expects: nothing can be imported or served right."""
+
+
+def _first_reason(items: list[RegisterHealth], database_error: str | None, problems: list[str]) -> str | None:
     for item in items:
         if item.locked is not None:
             return f"register {item.register} is locked: {item.locked}"
@@ -137,7 +168,7 @@ def _first_reason(items: list[RegisterHealth], database_error: str | None) -> st
         if item.overdue:
             return (f"register {item.register} is overdue: no successful import within {item.max_age_days:g} days "
                     f"(last {item.last_success:%Y-%m-%d %H:%M:%S})")
-    return database_error
+    return database_error or (problems[0] if problems else None)
 
 
 def _last_import(row: dict[str, Any]) -> LastImport:
@@ -158,8 +189,9 @@ def _describe(item: RegisterHealth) -> str:
         return f"{item.register}{flags}: never run"
     last = item.last
     ended = f"{last.ended:%Y-%m-%d %H:%M:%S}" if last.ended else "-"
+    success = f"{item.last_success:%Y-%m-%d %H:%M:%S}" if item.last_success else "never"
     return (f"{item.register}{flags}: last import started {last.started:%Y-%m-%d %H:%M:%S}, ended {ended}, "
-            f"{last.outcome}, dataset {last.dataset}, rows changed {last.rows_changed}")
+            f"{last.outcome}, dataset {last.dataset}, rows changed {last.rows_changed}; last success {success}")
 
 
 def _as_dict(item: RegisterHealth) -> dict[str, Any]:

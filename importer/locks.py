@@ -27,7 +27,7 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from importer.db import is_mysql
+from importer.db import get_lock, is_mysql
 from importer.errors import InfrastructureError
 from importer.logs import get_logger
 
@@ -127,16 +127,14 @@ class RegisterLocks:
         try:
             connection = self.production.connect()
             try:
-                got = connection.execute(
-                    sa.text("SELECT GET_LOCK(:name, :timeout)"), {"name": name, "timeout": max(0, int(wait_s))}
-                ).scalar()
+                got = get_lock(connection, name, wait_s)
                 connection.rollback()  # the lock belongs to the session, not to this transaction
             except BaseException:
                 connection.close()
                 raise
         except sa.exc.DBAPIError as error:
             raise InfrastructureError(f"cannot take the lock of register {register}: {error.orig}") from error
-        if got != 1:
+        if not got:
             connection.close()
             raise RegisterBusy(f"another importer is working on register {register}")
         return _MysqlHandle(connection, name)

@@ -4,6 +4,7 @@ Alembic keeps its own one-row pointer (`alembic_version`); `db_migrations` is th
 reads: which revision, what it does, when it ran, and the checksum of the file that ran.
 """
 
+import functools
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -11,8 +12,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
-from importer.db import MYSQL_TABLE_OPTIONS, DateTimeSeconds, is_mysql
+from importer.db import MYSQL_TABLE_OPTIONS, DateTimeSeconds, get_lock, is_mysql
 from importer.errors import InfrastructureError
 from migrations import LOCATION
 
@@ -42,34 +44,43 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: sa.Engine) -> str | None:
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return revision_of(connection)
+
+
+def revision_of(connection: sa.Connection) -> str | None:
+    """The revision `alembic_version` names, None for a database never migrated. Reads, never creates."""
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 def upgrade(engine: sa.Engine) -> None:
     """Idempotent: a database already at head is left as it is. Concurrent callers are serialised."""
     try:
         with engine.connect() as connection:
-            if is_mysql(connection):
-                got = connection.execute(
-                    sa.text("SELECT GET_LOCK(:name, :timeout)"), {"name": LOCK_NAME, "timeout": LOCK_TIMEOUT_S}
-                ).scalar()
-                if got != 1:
-                    raise InfrastructureError("another process holds the migration lock")
+            if is_mysql(connection) and not get_lock(connection, LOCK_NAME, LOCK_TIMEOUT_S):
+                raise InfrastructureError("another process holds the migration lock")
             try:
                 if MigrationContext.configure(connection).get_current_revision() != head_revision():
                     db_migrations_table(sa.MetaData()).create(connection, checkfirst=True)
                     connection.commit()
                     command.upgrade(alembic_config(connection), "head")
                     connection.commit()
-            finally:
-                if is_mysql(connection):
-                    connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
-                connection.rollback()
-    except sa.exc.OperationalError as error:
-        raise InfrastructureError(f"cannot migrate {engine.url.render_as_string()}: {error.orig}") from error
+            except BaseException:
+                connection.invalidate()  # the server drops the session's lock with it; nothing to mask the error
+                raise
+            if is_mysql(connection):
+                connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+            connection.rollback()
+    except (sa.exc.SQLAlchemyError, CommandError) as error:
+        # Whatever stops a migration (the server, a lock, a revision that fails), it is no dataset's fault:
+        # the importer cannot start, says so on /status, and tries again.
+        detail = getattr(error, "orig", None) or error
+        raise InfrastructureError(f"cannot migrate {engine.url.render_as_string()}: {detail}") from error

@@ -5,6 +5,7 @@ what preflight has already accepted. If production failed after preflight commit
 preflight ahead and re-synchronises the register's preflight tables from production before it starts.
 """
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -19,15 +20,17 @@ import sqlalchemy as sa
 import structlog
 
 from importer import migrate, status
-from importer.bulk import insert_frame
+from importer.bulk import SCRATCH_OPTION, insert_frame
 from importer.clock import Clock, SystemClock, whole_seconds
 from importer.config import Settings
 from importer.db import create_engine
-from importer.errors import DataError, ImporterError, InfrastructureError
+from importer.errors import DataError, ImporterError, InfrastructureError, as_infrastructure
 from importer.locks import RegisterLocks
 from importer.logs import get_logger
 from importer.memory import release_freed_memory
 from importer.plugin import ParsedDataset, Register
+from importer.privacy import mask_cpr
+from importer.scratch import ScratchDir
 from importer.snapshot import Snapshot, SnapshotStore, fingerprint
 from importer.status import RunCounts
 from importer.temporal import OutOfStep, TableDelta, apply_delta, compute_delta, open_state, row_digests
@@ -52,6 +55,15 @@ class RunSummary:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FailedRun:
+    run_id: str
+    dataset: str
+    started: datetime
+    ended: datetime
+    message: str
+
+
 @dataclass
 class _Outcome:
     counts: RunCounts
@@ -67,16 +79,26 @@ class Pipeline:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.preflight = create_engine(settings.preflight_url)
-        self.production = create_engine(settings.production_url)
+        timeout_s = float(settings.daemon["db_timeout_s"])
+        try:
+            self.scratch = ScratchDir(settings.state_dir)
+        except OSError as error:
+            raise InfrastructureError(f"cannot prepare scratch space in {settings.state_dir}: {error}") from error
+        scratch = {SCRATCH_OPTION: str(self.scratch.path)}
+        self.preflight = create_engine(settings.preflight_url, timeout_s=timeout_s).execution_options(**scratch)
+        self.production = create_engine(settings.production_url, timeout_s=timeout_s).execution_options(**scratch)
         # One importer per register across processes (daemons and CLI alike); see importer/locks.py.
         self.locks = RegisterLocks(self.production)
         self.snapshots = SnapshotStore(settings.state_dir, fingerprint(settings.preflight_url, settings.production_url))
         self._migrated = False
+        # Failed runs whose status row a database could not take when they failed, by (register, database).
+        self._unrecorded: dict[tuple[str, str], list[FailedRun]] = {}
+        self._guard = threading.Lock()
 
     def close(self) -> None:
         self.preflight.dispose()
         self.production.dispose()
+        self.scratch.close()
 
     def migrate(self) -> None:
         for engine in (self.preflight, self.production):
@@ -99,7 +121,16 @@ class Pipeline:
             try:
                 # Re-entrant: a daemon already holding the lock around claim and archive passes straight through.
                 with self.locks.hold(register.name, wait_s=float(self.settings.daemon["lock_wait_s"])):
-                    return self._run(register, path, run_id, force, validate_only, stage)
+                    try:
+                        return self._run(register, path, run_id, force, validate_only, stage)
+                    except Exception as error:
+                        infrastructure = as_infrastructure(error, "importing") if not isinstance(
+                            error, ImporterError) else None
+                        if not validate_only:
+                            self._record_failed_run(register, run_id, path.name, started, infrastructure or error)
+                        if infrastructure is not None:
+                            raise infrastructure from error
+                        raise
             except DataError as error:
                 log.error("dataset refused", dataset=path.name, rule=error.rule, reason=str(error))
                 raise
@@ -240,9 +271,9 @@ class Pipeline:
                     connection.rollback()
                 log.info(f"{database} {'committed' if commit else 'rolled back'}", dataset=parsed.name)
                 return outcome
-        except ImporterError as error:
+        except Exception as error:
             if status_id is not None:
-                self._record_failure(engine, status_table, status_id, str(error))
+                self._record_failure(engine, status_table, status_id, failure_message(error))
             raise
 
     def _load_in_transaction(
@@ -295,9 +326,50 @@ class Pipeline:
     def _record_failure(self, engine: sa.Engine, table: sa.Table, status_id: int, message: str) -> None:
         try:
             status.fail(engine, table, status_id, ended=whole_seconds(self.clock.now()), message=message)
-        except sa.exc.DBAPIError as error:
+        except Exception as error:
             # The database that failed the import may be the one that is down; the log keeps the record.
-            log.error("could not record the failure", status_id=status_id, reason=str(error.orig))
+            log.error("could not record the failure", status_id=status_id, reason=_reason(error))
+
+    def _record_failed_run(
+        self, register: Register, run_id: str, dataset: str, started: datetime, error: BaseException
+    ) -> None:
+        """Every run leaves a row in both databases, however early it failed. A database that cannot be
+        reached now (often the reason the run failed) gets it before the register's next run."""
+        failed = FailedRun(run_id, dataset, whole_seconds(started), whole_seconds(self.clock.now()),
+                           failure_message(error))
+        for database in ("preflight", "production"):
+            with self._guard:
+                self._unrecorded.setdefault((register.name, database), []).append(failed)
+            try:
+                self._write_unrecorded(register, database)
+            except Exception as failure:
+                log.error("could not record the failed run yet", database=database, reason=_reason(failure))
+
+    def _write_unrecorded(self, register: Register, database: str) -> None:
+        table = register.metadata.tables[register.status_table_name]
+        engine = self.preflight if database == "preflight" else self.production
+        with self._guard:
+            pending = list(self._unrecorded.get((register.name, database), []))
+        for failed in pending:
+            status.record_failure(engine, table, run_id=failed.run_id, dataset=failed.dataset, started=failed.started,
+                                  ended=failed.ended, message=failed.message)
+            with self._guard:
+                self._unrecorded[(register.name, database)].remove(failed)
+
+    def end_interrupted_runs(self, register: Register) -> None:
+        """Under the register lock, before its next run: failures that could not be written when they happened
+        are written now; a status row still running after that belongs to a process that died: say so."""
+        table = register.metadata.tables[register.status_table_name]
+        for database, engine in (("preflight", self.preflight), ("production", self.production)):
+            with _infrastructure_errors(f"ending interrupted runs in {database}"):
+                self._write_unrecorded(register, database)
+                with engine.begin() as connection:
+                    connection.execute(
+                        table.update()
+                        .where(table.c.EndTime.is_(None))
+                        .values(EndTime=whole_seconds(self.clock.now()), Outcome=status.FAILURE,
+                                Message="interrupted: the importer stopped during this run")
+                    )
 
     def _next_transaction_time(self, status_table: sa.Table) -> datetime:
         """Whole seconds, strictly later than any earlier run in either database: the feed pages on it."""
@@ -373,8 +445,25 @@ def _infrastructure_errors(doing: str) -> Iterator[None]:
     """Database and file-system failures are the environment's fault: never lock, retry later."""
     try:
         yield
-    except sa.exc.DBAPIError as error:
-        raise InfrastructureError(f"database error while {doing}: {error.orig}") from error
-    except OSError as error:
-        raise InfrastructureError(f"system error while {doing}: {error}") from error
+    except InfrastructureError:
+        raise
+    except Exception as error:
+        infrastructure = as_infrastructure(error, doing)
+        if infrastructure is None:
+            raise
+        raise infrastructure from error
 
+
+def failure_message(error: BaseException) -> str:
+    """What a FAILURE row says: a refusal with its file, line and rule; otherwise what went wrong, and whose
+    fault it was. CPR numbers masked, like everything else that is kept."""
+    if isinstance(error, DataError):
+        return mask_cpr(f"refused ({error.rule}): {error}")
+    if isinstance(error, InfrastructureError):
+        return mask_cpr(f"infrastructure error: {error}")
+    return mask_cpr(f"internal error: {type(error).__name__}: {error}")
+
+
+def _reason(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return mask_cpr(text.splitlines()[0]) if text else type(error).__name__

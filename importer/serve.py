@@ -18,6 +18,7 @@ from importer.facades import FacadeDatabase
 from importer.health import HealthChecker
 from importer.logs import get_logger
 from importer.plugin import Register
+from importer.signals import stop_requested_early
 from importer.web import WebServer, create_app
 
 log = get_logger(__name__)
@@ -32,6 +33,8 @@ def serve(settings: Settings, registers: dict[str, Register], stop: threading.Ev
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    if stop_requested_early():
+        stop.set()
     facades = FacadeDatabase(settings.facade_database_url)
     health = HealthChecker(dataclasses.replace(settings, production_url=settings.facade_database_url), registers,
                            SystemClock())

@@ -132,6 +132,28 @@ def fail(engine: sa.Engine, table: sa.Table, status_id: int, *, ended: datetime,
         )
 
 
+def record_failure(
+    engine: sa.Engine, table: sa.Table, *, run_id: str, dataset: str, started: datetime, ended: datetime, message: str
+) -> None:
+    """Make sure a failed run has its row here: its open row ended as FAILURE, or, if the run never got as far
+    as writing one (refused while parsing, a database that was down), a complete FAILURE row. A row the run
+    already ended (preflight's SUCCESS when production failed) is left as it is."""
+    with engine.begin() as connection:
+        ended_open = connection.execute(
+            table.update()
+            .where(table.c.RunId == run_id, table.c.EndTime.is_(None))
+            .values(EndTime=ended, Outcome=FAILURE, Message=message[:MESSAGE_LENGTH])
+        ).rowcount
+        if ended_open:
+            return
+        exists = connection.execute(sa.select(table.c.Id).where(table.c.RunId == run_id).limit(1)).first()
+        if exists is None:
+            connection.execute(table.insert().values(
+                StartTime=started, EndTime=ended, Outcome=FAILURE, RunId=run_id, Dataset=dataset[:255],
+                Message=message[:MESSAGE_LENGTH],
+            ))
+
+
 def latest_success(connection: sa.Connection, table: sa.Table) -> PreviousImport | None:
     row = connection.execute(
         sa.select(table.c.DatasetVersion, table.c.ValidFrom, table.c.Dataset, table.c.TransactionTime)

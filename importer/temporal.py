@@ -65,9 +65,10 @@ class TableDelta:
     """What one import changes in one table, independent of the database it is applied to."""
 
     spec: TemporalTable
-    new_versions: Rows  # rows to insert: new keys and new versions of changed keys, in key order
+    new_versions: Rows  # rows to insert: new keys and new versions of changed keys, in key order, with their PIDs
     closed_keys: pd.DataFrame  # business keys of the open rows this import closes (changed and removed), in order
     valid_from: datetime  # closed rows end and new versions start here
+    pid_base: int  # the table's highest PID before this import; new versions are numbered on from it
     transaction_time: datetime  # ModifiedDate of every row written, CreatedDate of the new versions
     inserted: int
     updated: int
@@ -162,12 +163,18 @@ def compute_delta(
     kept[old_position] = True
     changed = np.flatnonzero(matched)[differs]
     closed_positions = np.concatenate([old_position[differs], np.flatnonzero(~kept)])
+    new_versions = _in_key_order(frame.iloc[np.concatenate([np.flatnonzero(~matched), changed])], key)
+    # Surrogate keys are given here, not by the database: an auto-increment counter also counts loads that
+    # were rolled back, so preflight and production would number the same rows differently.
+    pid_base = highest_pid(connection, spec)
+    new_versions[spec.pid.name] = np.arange(pid_base + 1, pid_base + 1 + len(new_versions), dtype=np.int64)
     return TableDelta(
         spec=spec,
-        new_versions=Rows(_in_key_order(frame.iloc[np.concatenate([np.flatnonzero(~matched), changed])], key)),
+        new_versions=Rows(new_versions),
         # Closing in key order walks the key index (and, after a key-ordered load, the table) forwards.
         closed_keys=_in_key_order(keys_at(closed_positions).reset_index(drop=True), key),
         valid_from=valid_from,
+        pid_base=pid_base,
         transaction_time=transaction_time,
         inserted=int((~matched).sum()),
         updated=int(differs.sum()),
@@ -282,6 +289,10 @@ def _open_rows(connection: sa.Connection, spec: TemporalTable, columns: list[str
     return pd.DataFrame(data, dtype=object)
 
 
+def highest_pid(connection: sa.Connection, spec: TemporalTable) -> int:
+    return int(connection.execute(sa.select(sa.func.coalesce(sa.func.max(spec.pid), 0))).scalar_one())
+
+
 def apply_delta(connection: sa.Connection, delta: TableDelta, *, verify_unchanged: bool) -> None:
     """Close, then insert, all stamped with this import's transaction time.
 
@@ -297,6 +308,10 @@ def apply_delta(connection: sa.Connection, delta: TableDelta, *, verify_unchange
     if len(key_columns) == 1:
         keys = [value for (value,) in keys]
     if verify_unchanged:
+        pid_base = highest_pid(connection, spec)
+        if pid_base != delta.pid_base:
+            raise OutOfStep(f"{spec.name}: the highest PID is {pid_base}, expected {delta.pid_base}; "
+                            "preflight and production are not in step")
         # Counted before closing: afterwards nearly every index page holds this transaction's changes, and
         # InnoDB would have to confirm each entry in the table itself rather than read the index alone.
         open_rows = connection.execute(

@@ -19,7 +19,7 @@ from importer.facades import (
     install_access_log,
     install_problem_handlers,
 )
-from importer.health import HealthChecker
+from importer.health import HealthChecker, HealthReport
 from importer.logs import get_logger
 from importer.metrics import CONTENT_TYPE, ImporterMetrics
 from importer.plugin import Register
@@ -60,8 +60,7 @@ def create_app(
                         500: {"description": "Not healthy; the first line names the reason",
                               "content": health_content}})
     async def get_status(format: str = Query("text", pattern="^(text|json)$")) -> Response:
-        # The check does blocking database I/O; keep it off the event loop so /metrics still answers.
-        report = await run_in_threadpool(health.check)
+        report = await bounded_check(health)
         if metrics is not None:
             metrics.observe_health(report)
         code = 200 if report.ok else 500
@@ -74,11 +73,24 @@ def create_app(
 
         @app.get("/metrics", tags=["operations"], response_class=Response)
         async def get_metrics() -> Response:
-            report = await run_in_threadpool(health.check)
+            report = await bounded_check(health)
             exposed.observe_health(report)
             return Response(exposed.exposition(), media_type=CONTENT_TYPE)
 
     return app
+
+
+async def bounded_check(health: HealthChecker) -> HealthReport:
+    """The health check, answered within its timeout whatever the database does.
+
+    The check does blocking database I/O, so it runs in a worker thread (the event loop keeps serving); a
+    database that froze makes it a red report after `timeout_s` instead of a request that hangs. The thread
+    itself ends when the connection's own read timeout (the same value) fires.
+    """
+    try:
+        return await asyncio.wait_for(run_in_threadpool(health.check), timeout=health.timeout_s)
+    except TimeoutError:
+        return await run_in_threadpool(health.unanswered)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

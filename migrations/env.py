@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context
 
+import migrations.rerunnable  # noqa: F401  (makes every revision's schema operations re-runnable)
 from importer.migrate import db_migrations_table
 
 connection: sa.Connection = context.config.attributes["connection"]
@@ -24,6 +25,8 @@ def record(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         return
     script = step.up_revision
     checksum = hashlib.sha256(Path(script.path).read_bytes()).hexdigest()
+    # A revision run again after an interrupted attempt (see migrations/rerunnable.py) is recorded once.
+    connection.execute(history.delete().where(history.c.version == step.up_revision_id))
     connection.execute(
         history.insert().values(
             version=step.up_revision_id,

@@ -86,10 +86,17 @@ class Databases:
             engine.dispose()
 
     def production_rows(self, register: Register) -> dict[str, list[dict[str, Any]]]:
-        """Every row of a register's tables in production, in a fixed order: what a refusal must leave as it was."""
-        tables = [*(spec.name for spec in register.tables), *(table.name for table in register.derived_tables()),
-                  register.status_table_name]
-        return {table: self.rows("production", table, order_by="1") for table in tables}
+        """Every row of a register's tables in production, in a fixed order, and its successful status rows: what
+        a refusal must leave as it was (it adds only its own FAILURE status row, see `failed_runs`)."""
+        tables = [*(spec.name for spec in register.tables), *(table.name for table in register.derived_tables())]
+        rows = {table: self.rows("production", table, order_by="1") for table in tables}
+        status = self.rows("production", register.status_table_name, order_by="1")
+        rows[register.status_table_name] = [row for row in status if row["Outcome"] != "FAILURE"]
+        return rows
+
+    def failed_runs(self, which: str, register: Register) -> list[dict[str, Any]]:
+        return [row for row in self.rows(which, register.status_table_name, order_by="Id")
+                if row["Outcome"] == "FAILURE"]
 
 
 def _mariadb_databases(tmp_path: Path) -> Iterator[Databases]:

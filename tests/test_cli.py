@@ -91,8 +91,10 @@ def test_replay_imports_in_name_order_skips_what_is_done_and_stops_at_a_refusal(
     assert result.exit_code == 0, result.stderr
     assert "20261120AutDK.csv: already imported, skipped" in result.stdout
     assert "20261123AutDK.csv: imported" in result.stdout
-    outcomes = [row["Dataset"] for row in databases.rows("production", "autorisationimporterImportStatus", "Id")]
-    assert outcomes == ["20261120AutDK.csv", "20261121AutDK.csv", "20261123AutDK.csv"]
+    outcomes = [(row["Dataset"], row["Outcome"])
+                for row in databases.rows("production", "autorisationimporterImportStatus", "Id")]
+    assert outcomes == [("20261120AutDK.csv", "SUCCESS"), ("20261121AutDK.csv", "SUCCESS"),
+                        ("20261122AutDK.csv", "FAILURE"), ("20261123AutDK.csv", "SUCCESS")]
 
 
 def test_status_unlock_and_migrate(sqlite_databases: Databases, tmp_path: Path) -> None:

@@ -82,11 +82,15 @@ def test_bad_input_is_refused_with_its_location(register: Register, databases: D
         before = databases.production_rows(register)
         bad_datasets = kit.bad_datasets(tmp_path / "bad")
         assert bad_datasets, "a kit names at least one dataset to refuse"
-        for bad in bad_datasets:
+        for number, bad in enumerate(bad_datasets, start=1):
             with pytest.raises(DataError) as refused:
                 pipeline.import_dataset(register, bad.path)
             assert bad.rule in str(refused.value), str(refused.value)
             assert bad.where in str(refused.value), str(refused.value)
             assert databases.production_rows(register) == before
+            # Each refusal is recorded, in both databases, with its rule.
+            for which in ("preflight", "production"):
+                failed = databases.failed_runs(which, register)
+                assert len(failed) == number and bad.rule in failed[-1]["Message"], (which, failed[-1:])
     finally:
         pipeline.close()

@@ -23,6 +23,7 @@ log = get_logger(__name__)
 
 # Autorisation2 column -> autreg2 column.
 AUTREG2_COLUMNS = {
+    "AutorisationPID": "id",  # the row's own PID: autreg2 is numbered alike wherever Autorisation2 is
     "CPR": "cpr",
     "Fornavn": "given_name",
     "Efternavn": "surname",

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -164,23 +165,35 @@ def test_a_bad_dataset_locks_the_register_until_unlocked(databases: Databases, s
     small(inbox(databases), "20261122AutDK.csv", which=1)
 
     lock = inbox(databases) / "LOCKED"
-    wait_for(lock.exists, 30, "the register to lock")
+    failed = inbox(databases) / "failed" / "20261121AutDK.csv"
+    # The register locks first, then the dataset moves aside (a crash between the two leaves it locked).
+    wait_for(lambda: lock.exists() and failed.exists(), 30, "the register to lock and the dataset to move")
     reason = lock.read_text()
     assert "20261121AutDK.csv" in reason and "column-count" in reason
     assert "0202851234" not in reason
-    assert (inbox(databases) / "failed" / "20261121AutDK.csv").exists()
+    # The refused run has its status row, and /status shows it as the last attempt beside the last success.
+    refused = [row for row in status_rows(databases) if row["Outcome"] == "FAILURE"]
+    assert [row["Dataset"] for row in refused] == ["20261121AutDK.csv"]
+    assert refused[0]["Message"].startswith("refused (column-count): 20261121AutDK.csv:2: column-count")
     status = daemon.get("/status")
     assert status.status_code == 500
     first_line = status.text.splitlines()[0]
     assert REGISTER in first_line and "locked" in first_line
     as_json = daemon.get("/status?format=json")
     assert as_json.status_code == 500 and as_json.json()["registers"][0]["locked"] is True
+    register_status = as_json.json()["registers"][0]
+    assert register_status["last_import"]["dataset"] == "20261121AutDK.csv"
+    assert register_status["last_import"]["outcome"] == "FAILURE"
+    assert register_status["last_success"] is not None
 
     time.sleep(1.5)  # several rescans (0.2 s each) and quiet periods: the later dataset must still wait
     assert (inbox(databases) / "20261122AutDK.csv").exists()
     assert successes(databases) == ["20261120AutDK.csv"]
     samples = metric_samples(daemon)
     assert samples[("stamdata_register_locked", (("register", REGISTER),))] == 1
+    started = datetime.fromisoformat(str(refused[0]["StartTime"]))  # SQLite gives text, MariaDB a datetime
+    assert samples[("stamdata_import_last_attempt_timestamp_seconds", (("register", REGISTER),))] == (
+        started.replace(tzinfo=UTC).timestamp())
     assert samples[("stamdata_import_failures_total", (("reason", "column-count"), ("register", REGISTER)))] == 1
 
     result = run_cli("unlock", REGISTER, env=daemon.environ)
@@ -190,9 +203,15 @@ def test_a_bad_dataset_locks_the_register_until_unlocked(databases: Databases, s
     assert daemon.get("/status").text.startswith("OK\n")
 
 
+def same_rows(databases: Databases, table: str) -> bool:
+    """Preflight and production identical row for row, surrogate keys included."""
+    return databases.rows("preflight", table, order_by="1") == databases.rows("production", table, order_by="1")
+
+
 @pytest.mark.mariadb
-def test_a_database_outage_during_an_import_is_retried_without_locking(
-    mariadb_databases: Databases, start_daemon: Start
+@pytest.mark.parametrize("stage", ["preflight", "production"])
+def test_a_database_outage_during_the_bulk_load_is_retried_without_locking(
+    mariadb_databases: Databases, start_daemon: Start, stage: str
 ) -> None:
     databases = mariadb_databases
     proxy = TcpProxy("127.0.0.1", make_url(databases.production_url).port or 3306)
@@ -200,24 +219,64 @@ def test_a_database_outage_during_an_import_is_retried_without_locking(
         proxied = Databases("mariadb", _via(proxy, databases.preflight_url), _via(proxy, databases.production_url),
                             databases.inbox)
         daemon = start_daemon(proxied)
+        drop_atomically(databases, "20261119AutDK.csv", FIRST)
+        wait_for(lambda: successes(databases) == ["20261119AutDK.csv"], 30, "a first import")
+        # Each database loads Autorisation2 then autreg2: the first load is preflight's, the third production's.
+        proxy.cut_when(b"LOAD DATA", occurrence=1 if stage == "preflight" else 3)
         drop_atomically(databases, "20261120AutDK.csv", big_lines(BIG_ROWS))
-        wait_for(lambda: daemon.saw("dataset parsed"), 30, "the import to start")
-        proxy.cut()
+        wait_for(proxy.triggered.is_set, 30, f"the {stage} bulk load")
         status = daemon.get("/status")
         assert status.status_code == 500 and "unreachable" in status.text.splitlines()[0]
         wait_for(lambda: daemon.saw("infrastructure error, will retry"), 30, "the failed attempt")
         assert not (inbox(databases) / "LOCKED").exists()
+        assert not daemon.saw("import failed unexpectedly")
         wait_for(lambda: (inbox(databases) / "20261120AutDK.csv").exists(), 10, "the dataset back in the inbox")
         proxy.restore()
 
-        wait_for(lambda: successes(databases) == ["20261120AutDK.csv"], 60, "the retried import")
+        wait_for(lambda: successes(databases) == ["20261119AutDK.csv", "20261120AutDK.csv"], 60, "the retried import")
         assert not (inbox(databases) / "LOCKED").exists()
         assert open_row_count(databases, "production") == BIG_ROWS
-        wait_for(lambda: archived(databases) == ["20261120AutDK.csv"], 10, "the archive")
+        wait_for(lambda: archived(databases) == ["20261119AutDK.csv", "20261120AutDK.csv"], 10, "the archive")
         wait_for(lambda: daemon.get("/status").status_code == 200, 10, "the status page to recover")
+        # The rolled-back load used up auto-increment values; the PIDs are the importer's, so both agree.
+        assert same_rows(databases, "Autorisation2") and same_rows(databases, "autreg2")
+        failures = [row for row in status_rows(databases) if row["Outcome"] == "FAILURE"]
+        assert failures and all(row["Message"].startswith("infrastructure error") for row in failures), failures
         samples = metric_samples(daemon)
         assert samples[("stamdata_import_failures_total", (("reason", "infrastructure"), ("register", REGISTER)))] >= 1
-        assert samples[("stamdata_import_datasets_total", (("register", REGISTER),))] == 1
+        assert samples[("stamdata_import_datasets_total", (("register", REGISTER),))] == 2
+    finally:
+        proxy.close()
+
+
+@pytest.mark.mariadb
+def test_a_frozen_database_times_out_keeps_the_status_page_answering_and_is_retried(
+    mariadb_databases: Databases, start_daemon: Start
+) -> None:
+    """A server stopped with SIGSTOP (or a half-open connection) answers nothing and closes nothing."""
+    databases = mariadb_databases
+    proxy = TcpProxy("127.0.0.1", make_url(databases.production_url).port or 3306)
+    try:
+        proxied = Databases("mariadb", _via(proxy, databases.preflight_url), _via(proxy, databases.production_url),
+                            databases.inbox)
+        daemon = start_daemon(proxied, {"STAMDATA_DB_TIMEOUT_S": "3", "STAMDATA_STATUS_TIMEOUT_S": "1"})
+        proxy.freeze_when(b"LOAD DATA")
+        drop_atomically(databases, "20261120AutDK.csv", big_lines(BIG_ROWS))
+        wait_for(proxy.triggered.is_set, 30, "the bulk load")
+        for path in ("/status", "/metrics"):  # answered (red) while the database says nothing
+            response = daemon.get(path, timeout=30)
+            assert response.status_code == (500 if path == "/status" else 200), path
+        assert "did not answer" in daemon.get("/status", timeout=30).text.splitlines()[0]
+        assert "stamdata_production_database_up 0.0" in daemon.get("/metrics", timeout=30).text
+        wait_for(lambda: daemon.saw("infrastructure error, will retry"), 60, "the timed-out attempt")
+        assert not (inbox(databases) / "LOCKED").exists()
+        proxy.restore()
+
+        wait_for(lambda: successes(databases) == ["20261120AutDK.csv"], 90, "the retried import")
+        assert open_row_count(databases, "production") == BIG_ROWS
+        assert same_rows(databases, "Autorisation2")
+        assert not (inbox(databases) / "LOCKED").exists()
+        wait_for(lambda: daemon.get("/status").status_code == 200, 30, "the status page to recover")
     finally:
         proxy.close()
 
@@ -250,9 +309,11 @@ def _via(proxy: TcpProxy, url: str) -> str:
 
 
 def test_kill_9_during_the_production_transaction_then_restart_imports_exactly_once(
-    databases: Databases, start_daemon: Start
+    databases: Databases, start_daemon: Start, tmp_path: Path
 ) -> None:
-    first = start_daemon(databases)
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    first = start_daemon(databases, {"TMPDIR": str(system_tmp)})
     drop_atomically(databases, "20261119AutDK.csv", FIRST)
     wait_for(lambda: successes(databases) == ["20261119AutDK.csv"], 30, "a first import")
     drop_atomically(databases, "20261120AutDK.csv", big_lines(KILL_ROWS))
@@ -262,14 +323,21 @@ def test_kill_9_during_the_production_transaction_then_restart_imports_exactly_o
     assert successes(databases) == ["20261119AutDK.csv"], "production must not hold the dataset yet"
     assert processing(databases) == ["20261120AutDK.csv"]
 
-    second = start_daemon(databases)
+    scratch = Path(first.environ["STAMDATA_STATE_DIR"]) / "tmp"
+    left = [entry for entry in scratch.iterdir()]
+    assert len(left) == 1 and left[0].stat().st_mode & 0o077 == 0, "the killed importer's private scratch directory"
+
+    second = start_daemon(databases, {"TMPDIR": str(system_tmp)})
     wait_for(lambda: archived(databases) == ["20261119AutDK.csv", "20261120AutDK.csv"], 60, "the resumed import")
     assert successes(databases) == ["20261119AutDK.csv", "20261120AutDK.csv"]
     assert open_row_count(databases, "production") == KILL_ROWS
     assert open_row_count(databases, "preflight") == KILL_ROWS
+    assert same_rows(databases, "Autorisation2") and same_rows(databases, "autreg2")
     assert processing(databases) == []
     assert all(row["EndTime"] is not None for row in status_rows(databases))
     assert second.get("/status").status_code == 200
+    assert not left[0].exists(), "the next start removes what the killed importer left"
+    assert list(system_tmp.iterdir()) == [], "nothing with personal data in the shared temporary directory"
 
 
 def test_a_dataset_committed_just_before_a_crash_is_archived_not_imported_again(
@@ -355,3 +423,10 @@ def test_sigint_on_an_idle_daemon_exits_0(sqlite_databases: Databases, start_dae
     daemon.signal(signal.SIGINT)
     assert daemon.wait_exit(15) == 0
     assert os.path.isdir(inbox(databases) / ".processing")
+
+
+def test_sigterm_while_the_daemon_is_still_loading_exits_0(sqlite_databases: Databases, start_daemon: Start) -> None:
+    daemon = start_daemon(sqlite_databases, wait_ready=False)
+    time.sleep(0.3)  # inside the second it takes to load the importer: the window the signal must not kill in
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(30) == 0

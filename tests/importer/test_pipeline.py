@@ -38,7 +38,7 @@ def test_status_rows_record_each_run(databases: Databases, tmp_path: Path) -> No
     finally:
         pipeline.close()
 
-    (production,) = databases.rows("production", "autorisationimporterImportStatus")
+    production, refused = databases.rows("production", "autorisationimporterImportStatus", order_by="Id")
     assert production["Outcome"] == "SUCCESS"
     assert production["RunId"] == summary.run_id
     assert production["Dataset"] == "20261120AutDK.csv"
@@ -47,9 +47,36 @@ def test_status_rows_record_each_run(databases: Databases, tmp_path: Path) -> No
     assert (production["RowsRead"], production["RowsInserted"], production["RowsClosed"]) == (3, 3, 0)
     assert production["EndTime"] is not None
 
+    # The refused run is recorded in production too, though it never got there: every run has its row.
+    assert (refused["Outcome"], refused["Dataset"]) == ("FAILURE", "20261119AutDK.csv")
+    assert refused["Message"].startswith("refused (older-date): 20261119AutDK.csv: older-date:")
+    assert refused["EndTime"] is not None
+
     preflight = databases.rows("preflight", "autorisationimporterImportStatus", order_by="Id")
     assert [row["Outcome"] for row in preflight] == ["SUCCESS", "FAILURE"]
     assert "older-date" in preflight[1]["Message"]
+    assert preflight[1]["RunId"] == refused["RunId"]
+
+
+def test_a_dataset_refused_while_parsing_leaves_a_failure_row_in_both_databases(
+    databases: Databases, tmp_path: Path
+) -> None:
+    pipeline = Pipeline(databases.settings())
+    try:
+        pipeline.import_dataset(REGISTER, write_dump(tmp_path, "20261120AutDK.csv", FIRST))
+        bad = write_dump(tmp_path, "20261121AutDK.csv", [FIRST[0], "0C3D4;0202851234;X;5166"])  # a column short
+        with pytest.raises(DataError):
+            pipeline.import_dataset(REGISTER, bad)
+    finally:
+        pipeline.close()
+    for which in ("preflight", "production"):
+        rows = databases.rows(which, "autorisationimporterImportStatus", order_by="Id")
+        assert [row["Outcome"] for row in rows] == ["SUCCESS", "FAILURE"], which
+        failure = rows[1]
+        assert failure["Dataset"] == "20261121AutDK.csv" and failure["EndTime"] is not None
+        assert failure["Message"].startswith("refused (column-count): 20261121AutDK.csv:2: column-count:"), failure
+        assert "0202851234" not in failure["Message"]
+        assert failure["TransactionTime"] is None  # nothing was written under it
 
 
 def test_transaction_times_strictly_increase_within_one_second(databases: Databases, tmp_path: Path) -> None:

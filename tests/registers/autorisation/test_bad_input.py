@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from importer.cli import app
+from registers.autorisation import REGISTER
 from tests.conftest import Databases
 from tests.registers.autorisation.kit import write_dump
 
@@ -127,9 +128,7 @@ def invoke(databases: Databases, *args: str) -> Any:
 
 
 def production(databases: Databases) -> dict[str, list[dict[str, Any]]]:
-    return {
-        t: databases.rows("production", t) for t in ("Autorisation2", "autreg2", "autorisationimporterImportStatus")
-    }
+    return databases.production_rows(REGISTER)
 
 
 @pytest.fixture
@@ -153,6 +152,9 @@ def test_every_bad_input_is_refused_and_production_is_untouched(imported: Databa
         assert case.rule in message and case.where in message, f"{case.name}: {message}"
         assert "1000000" not in message.replace("-****", ""), f"{case.name}: CPR in the message: {message}"
         assert production(imported) == before, f"{case.name} changed production"
+        failed = imported.failed_runs("production", REGISTER)
+        assert len(failed) == number + 1 and case.rule in failed[-1]["Message"], f"{case.name}: not recorded"
+        assert "1000000" not in failed[-1]["Message"].replace("-****", ""), f"{case.name}: CPR in the status row"
 
 
 def test_mass_removal_is_imported_when_forced_and_audited(imported: Databases, tmp_path: Path) -> None:
