@@ -8,16 +8,18 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from importer import inbox, migrate, status
+from importer import __version__, inbox, migrate, status
+from importer.clock import SystemClock
 from importer.config import Settings, load_settings
 from importer.errors import ImporterError, UsageError
+from importer.health import HealthChecker
 from importer.logs import configure_logging
 from importer.pipeline import Pipeline, RunSummary
 from importer.plugin import Register, discover, lookup
@@ -40,6 +42,12 @@ class _State:
 state = _State()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"stamdata-importer {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _configure(
     context: typer.Context,
@@ -47,6 +55,9 @@ def _configure(
         Path | None,
         typer.Option("--config", help="TOML configuration file (default: $STAMDATA_CONFIG, else built-in defaults)."),
     ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     if context.invoked_subcommand not in SERVICES:
         restore_default_handling()
@@ -107,16 +118,22 @@ def replay(
 
 @app.command("status")
 def status_command() -> None:
-    """The last import of every register, and whether it is locked."""
-    with _exit_codes(), _pipeline() as pipeline:
-        pipeline.migrate()
-        with pipeline.production.connect() as connection:
-            for register in discover().values():
-                table = register.metadata.tables[register.status_table_name]
-                rows = status.recent(connection, table)
-                lock = inbox.lock_reason(state.settings.inbox, register.name)
-                out.print(f"{register.name}: {'LOCKED: ' + lock.splitlines()[0] if lock else 'unlocked'}")
-                out.print(f"  {_describe(rows[0]) if rows else 'never run'}")
+    """The state of every register, as /status reports it, for monitoring: reads, never creates or migrates.
+
+    Exit codes follow the monitoring convention: 0 OK; 1 warning (a register is overdue); 2 critical (a register
+    is locked, or the production database is unreachable or not at the expected schema).
+    """
+    with _exit_codes():
+        checker = HealthChecker(state.settings, discover(), SystemClock())
+        try:
+            report = checker.check()
+        finally:
+            checker.close()
+        out.print(report.as_text(), end="")
+        if any(item.locked for item in report.registers) or report.database_error:
+            raise typer.Exit(2)
+        if any(item.overdue for item in report.registers):
+            raise typer.Exit(1)
 
 
 @app.command()
@@ -223,12 +240,6 @@ def _imported_dataset_names(pipeline: Pipeline, register: Register) -> set[str]:
     with pipeline.production.connect() as connection:
         rows = connection.execute(sa.select(table.c.Dataset).where(table.c.Outcome == status.SUCCESS))
         return {row.Dataset for row in rows}
-
-
-def _describe(row: dict[str, Any]) -> str:
-    changed = sum(row.get(k) or 0 for k in ("RowsInserted", "RowsUpdated", "RowsClosed"))
-    return (f"last run {row['RunId']}: {row['Outcome'] or 'RUNNING'} {row['Dataset']}, started {row['StartTime']}, "
-            f"ended {row['EndTime'] or '-'}, rows changed {changed}")
 
 
 def main() -> None:

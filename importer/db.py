@@ -4,7 +4,10 @@ SQLite is the embedded default (nothing to install); MariaDB/MySQL through PyMyS
 Everything dialect-specific lives here, behind functions that take a Connection.
 """
 
+import contextlib
 import math
+import os
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -64,9 +67,19 @@ def create_engine(url: str, *, readonly: bool = False, timeout_s: float | None =
 
 
 def _sqlite_engine(url: sa.URL, readonly: bool) -> sa.Engine:
+    options: dict[str, Any] = {"connect_args": {"timeout": 60}}
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 60})
+        path = Path(url.database)
+        if readonly:
+            # Opened read-only, so a missing database is an error to report, never an empty file created.
+            address = f"{path.resolve().as_uri()}?mode=ro"
+            options = {"creator": lambda: sqlite3.connect(address, uri=True, timeout=60, check_same_thread=False)}
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Personal data: private whatever the umask (SQLite gives its -wal and -shm files the same mode).
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    engine = sa.create_engine(url, **options)
 
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _: Any) -> None:

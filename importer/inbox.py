@@ -82,8 +82,10 @@ def claimed(root: Path, register: str) -> list[Path]:
 
 def prepare(root: Path, register: str) -> None:
     base = register_dir(root, register)
-    for directory in (base, base / PROCESSING, base / PROCESSED, base / FAILED):
+    base.mkdir(parents=True, exist_ok=True)  # suppliers drop here: its mode is the operator's to choose
+    for directory in (base / PROCESSING, base / PROCESSED, base / FAILED):
         directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)  # the importer's own: datasets with personal data
 
 
 def sidecars(dataset: Path) -> list[Path]:
@@ -127,6 +129,7 @@ def archive(root: Path, register: str, dataset: Path, year: int, files: dict[str
     temporary.write_text("".join(f"{digest}  {name}\n" for name, digest in sorted(files.items())), encoding="utf-8")
     temporary.replace(checksum)
     dataset.rename(target)
+    make_private(target)
     return target
 
 
@@ -141,7 +144,17 @@ def fail(root: Path, register: str, dataset: Path, reason: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     target = _free_name(directory / dataset.name)
     dataset.rename(target)
+    make_private(target)
     return target
+
+
+def make_private(path: Path) -> None:
+    """Kept datasets hold CPR numbers and names: readable by the service user only, whatever mode the
+    supplier's copy had."""
+    entries = [path, *path.rglob("*")] if path.is_dir() and not path.is_symlink() else [path]
+    for entry in entries:
+        if not entry.is_symlink():
+            entry.chmod(0o700 if entry.is_dir() else 0o600)
 
 
 def prune_archive(root: Path, register: str, older_than: float) -> list[Path]:

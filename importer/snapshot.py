@@ -12,16 +12,24 @@ not silently diverged.
 """
 
 import hashlib
+import json
 import os
-import pickle
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from importer.logs import get_logger
 from importer.temporal import OpenState
 
 log = get_logger(__name__)
+
+# A data-only file (numpy's .npz, read without pickle: loading it can run no code), with a header saying
+# what it is. Anything else found under the name is ignored, and the delta comes from the database.
+FORMAT = "stamdata-import-snapshot"
+FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,7 @@ class SnapshotStore:
         self._memory: dict[str, Snapshot] = {}
 
     def _path(self, register: str) -> Path:
-        return self.directory / f"{register}.snapshot.pickle"
+        return self.directory / f"{register}.snapshot.npz"
 
     def load(self, register: str, transaction_time: datetime | None) -> Snapshot | None:
         """The snapshot for the state both databases are in, or None."""
@@ -52,16 +60,15 @@ class SnapshotStore:
             return None
         snapshot = self._memory.get(register)
         if snapshot is None:
-            try:
-                with self._path(register).open("rb") as file:
-                    # Our own file in our own state directory, written below; not external input.
-                    snapshot = pickle.load(file)
-            except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            path = self._path(register)
+            if not path.exists():
                 return None
-        if not isinstance(snapshot, Snapshot) or not all(
-            isinstance(state, OpenState) for state in getattr(snapshot, "open_state", {None: None}).values()
-        ):
-            return None  # not one this version wrote: read the database instead
+            try:
+                snapshot = _read(path)
+            except Exception as error:  # corrupt, foreign or from another version: only costs a bulk read
+                log.warning("ignoring an unreadable import snapshot", register=register, file=str(path),
+                            reason=f"{type(error).__name__}: {error}")
+                return None
         if snapshot.databases != self.databases or snapshot.transaction_time != transaction_time:
             return None
         self._memory[register] = snapshot
@@ -71,17 +78,68 @@ class SnapshotStore:
         """Atomically replace the register's snapshot; failing to save only costs the next import time."""
         self._memory[register] = snapshot
         path = self._path(register)
-        temporary = path.with_suffix(f".tmp{os.getpid()}")
+        temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
         try:
+            arrays = _arrays(snapshot)
             # Private: keys and digests of register data, kept like the databases themselves.
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
-                pickle.dump(snapshot, file, protocol=pickle.HIGHEST_PROTOCOL)
+                np.savez(file, allow_pickle=False, **arrays)
             temporary.replace(path)
-        except OSError as error:
+        except (OSError, ValueError) as error:
             log.warning("could not save the import snapshot", register=register, reason=str(error))
             temporary.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # an older one would only be ignored, but say nothing stale
 
     def forget(self, register: str) -> None:
         self._memory.pop(register, None)
         self._path(register).unlink(missing_ok=True)
+
+
+def _arrays(snapshot: Snapshot) -> dict[str, np.ndarray]:
+    tables: dict[str, dict[str, str]] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for table, state in snapshot.open_state.items():
+        kinds: dict[str, str] = {}
+        for column, values in state.keys.items():
+            kinds[column], arrays[f"{table}/key/{column}"] = _plain(values)
+        arrays[f"{table}/digests"] = np.asarray(state.digests, dtype=np.uint64)
+        tables[table] = kinds
+    header = {"format": FORMAT, "version": FORMAT_VERSION, "databases": snapshot.databases,
+              "transaction_time": snapshot.transaction_time.isoformat(), "tables": tables}
+    arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    return arrays
+
+
+def _plain(values: np.ndarray) -> tuple[str, np.ndarray]:
+    """A key column as an array numpy stores without pickle: fixed-width text as it is, Python ints and strings
+    converted (checked to be lossless), anything else refused (the snapshot is then not kept)."""
+    if values.dtype.kind in "SU":
+        return values.dtype.kind, values
+    items = values.tolist()
+    if all(type(item) is int for item in items):
+        return "int", np.asarray(items, dtype=np.int64)
+    if all(type(item) is str for item in items):
+        text = np.asarray(items, dtype=str)
+        if text.tolist() == items:
+            return "str", text
+    raise ValueError("a key column of a type the snapshot format does not keep")
+
+
+def _read(path: Path) -> Snapshot:
+    with np.load(path, allow_pickle=False) as archive:
+        header: dict[str, Any] = json.loads(bytes(archive["header"]).decode("utf-8"))
+        if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
+            raise ValueError(f"not a {FORMAT} file of version {FORMAT_VERSION}")
+        open_state = {}
+        for table, kinds in header["tables"].items():
+            keys = {}
+            for column, kind in kinds.items():
+                values = archive[f"{table}/key/{column}"]
+                keys[column] = values if kind in ("S", "U") else values.astype(object)
+            digests = archive[f"{table}/digests"]
+            if digests.dtype != np.uint64 or any(len(values) != len(digests) for values in keys.values()):
+                raise ValueError(f"{table}: keys and digests do not match")
+            open_state[table] = OpenState(keys, digests)
+        return Snapshot(databases=str(header["databases"]),
+                        transaction_time=datetime.fromisoformat(header["transaction_time"]), open_state=open_state)

@@ -91,7 +91,7 @@ class OpenState:
     """What a snapshot keeps of a table's open rows: each row's business key and the digest of its values.
 
     A text key is one fixed-width numpy array rather than a Python string per row, and is matched by
-    sorting rather than hashing: for a million keys that is a third of the memory, and it pickles as one
+    sorting rather than hashing: for a million keys that is a third of the memory, and it is stored as one
     buffer.
     """
 

@@ -55,7 +55,8 @@ def create_app(
     health_content = {"text/plain": {"schema": {"type": "string"}, "example": "OK\n"},
                       "application/json": {"schema": {"type": "object"}}}
 
-    @app.get("/status", tags=["operations"], response_class=Response,
+    # HEAD too: the platform's monitors probe that way.
+    @app.api_route("/status", methods=["GET", "HEAD"], tags=["operations"], response_class=Response,
              responses={200: {"description": "Healthy", "content": health_content},
                         500: {"description": "Not healthy; the first line names the reason",
                               "content": health_content}})
@@ -71,7 +72,7 @@ def create_app(
     if metrics is not None:
         exposed = metrics
 
-        @app.get("/metrics", tags=["operations"], response_class=Response)
+        @app.api_route("/metrics", methods=["GET", "HEAD"], tags=["operations"], response_class=Response)
         async def get_metrics() -> Response:
             report = await bounded_check(health)
             exposed.observe_health(report)

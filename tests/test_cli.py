@@ -99,14 +99,23 @@ def test_replay_imports_in_name_order_skips_what_is_done_and_stops_at_a_refusal(
 
 def test_status_unlock_and_migrate(sqlite_databases: Databases, tmp_path: Path) -> None:
     env = sqlite_databases.environ()
+    production = Path(sqlite_databases.production_url.removeprefix("sqlite:///"))
+    result = run_cli("status", env=env)  # a check: it never creates the database it is pointed at
+    assert result.exit_code == 2 and "production database unreachable" in result.stdout
+    assert not production.exists()
+
     result = run_cli("migrate", env=env)
     assert result.exit_code == 0 and "production: at V" in result.stdout
-    assert "never run" in run_cli("status", env=env).stdout
+    assert production.stat().st_mode & 0o077 == 0, "CPR data is private whatever the umask"
+    result = run_cli("status", env=env)
+    assert result.exit_code == 0 and result.stdout.startswith("OK\n") and "never run" in result.stdout
 
     lock = sqlite_databases.inbox / "autorisation" / "LOCKED"
     lock.parent.mkdir(parents=True)
     lock.write_text("20261122AutDK.csv:2: cpr: column 2 (cpr) must be 10 digits\n")
-    assert "LOCKED: 20261122AutDK.csv:2: cpr" in run_cli("status", env=env).stdout
+    result = run_cli("status", env=env)
+    assert result.exit_code == 2
+    assert "register autorisation is locked: 20261122AutDK.csv:2: cpr" in result.stdout.splitlines()[0]
     result = run_cli("unlock", "autorisation", env=env)
     assert result.exit_code == 0 and "unlocked" in result.stdout
     assert not lock.exists()

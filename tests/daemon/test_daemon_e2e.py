@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
@@ -129,6 +130,9 @@ def test_datasets_dropped_out_of_order_are_imported_in_name_order_and_counted(
     samples = metric_samples(daemon)
     label = (("register", REGISTER),)
     assert samples[("stamdata_import_datasets_total", label)] == 3
+    for path in ("/status", "/metrics"):  # the platform's monitors probe with HEAD
+        head = httpx.head(daemon.base + path, timeout=15)
+        assert head.status_code == 200 and head.content == b"", path
     rows = status_rows(databases)
     for operation, column in (("insert", "RowsInserted"), ("update", "RowsUpdated"), ("close", "RowsClosed"),
                               ("unchanged", "RowsUnchanged")):

@@ -80,6 +80,7 @@ def test_a_refused_dataset_is_locked_before_it_moves_and_archives_keep_their_che
     inbox.prepare(root, "autorisation")
     dataset = root / "autorisation" / "20261120AutDK.csv"
     dataset.write_text("x\n")
+    dataset.chmod(0o644)  # as a supplier (or umask 022) left it
     claimed = inbox.claim(root, "autorisation", dataset)
     assert inbox.claimed(root, "autorisation") == [claimed] and inbox.pending(root, "autorisation") == []
     failed = inbox.fail(root, "autorisation", claimed, "dataset 20261120AutDK.csv refused (cpr): bad")
@@ -93,6 +94,11 @@ def test_a_refused_dataset_is_locked_before_it_moves_and_archives_keep_their_che
     assert target == root / "autorisation" / "processed" / "2026" / "20261120AutDK.csv"
     checksum = target.with_name("20261120AutDK.csv.sha256").read_text()
     assert checksum == f"{hashes['20261120AutDK.csv']}  20261120AutDK.csv\n"
+    # Kept datasets hold personal data: private, whatever mode they arrived with.
+    for kept in (failed, target):
+        assert kept.stat().st_mode & 0o777 == 0o600, kept
+    for directory in ("failed", "processed", ".processing"):
+        assert (root / "autorisation" / directory).stat().st_mode & 0o777 == 0o700, directory
 
 
 def test_archiving_a_name_twice_keeps_both(tmp_path: Path) -> None:

@@ -1,14 +1,19 @@
 """The pipeline's bookkeeping: status rows, transaction times, validation, preflight re-synchronisation."""
 
+import os
+import pickle
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from importer.errors import DataError, InfrastructureError
 from importer.pipeline import Pipeline
+from importer.snapshot import Snapshot, SnapshotStore
+from importer.temporal import OpenState
 from registers.autorisation import REGISTER
 from tests.conftest import Databases
 from tests.registers.autorisation.kit import FIRST, SECOND, write_dump
@@ -182,11 +187,50 @@ def test_a_snapshot_is_only_used_for_the_databases_and_state_it_was_taken_from(
     finally:
         pipeline.close()
     other = Pipeline(databases.settings(STAMDATA_PRODUCTION_URL=databases.preflight_url))
+    again = Pipeline(databases.settings())
     try:
         assert other.snapshots.load(REGISTER.name, summary.transaction_time) is None
-        assert Pipeline(databases.settings()).snapshots.load(REGISTER.name, summary.transaction_time) is not None
+        loaded = again.snapshots.load(REGISTER.name, summary.transaction_time)  # from disk this time
+        assert loaded is not None
+        (state,) = loaded.open_state.values()
+        assert sorted(state.key_frame(np.arange(len(state)))["Autorisationsnummer"]) == ["09YM8", "0A1B2", "0C3D4"]
     finally:
         other.close()
+        again.close()
+
+
+def test_a_corrupt_or_foreign_snapshot_is_ignored_and_the_delta_read_from_the_database(
+    databases: Databases, tmp_path: Path
+) -> None:
+    pipeline = Pipeline(databases.settings())
+    try:
+        pipeline.import_dataset(REGISTER, write_dump(tmp_path, "20261120AutDK.csv", FIRST))
+    finally:
+        pipeline.close()
+    (snapshot,) = (databases.inbox.parent / "state").glob("autorisation.snapshot*")
+    # A pickle that would run code if it were unpickled, then plain garbage: neither is ever executed or trusted.
+    snapshot.write_bytes(pickle.dumps(os.system) + b"garbage")
+    pipeline = Pipeline(databases.settings())
+    try:
+        summary = pipeline.import_dataset(REGISTER, write_dump(tmp_path, "20261121AutDK.csv", SECOND))
+    finally:
+        pipeline.close()
+    assert (summary.counts.inserted, summary.counts.updated, summary.counts.closed) == (1, 1, 1)
+    assert history_without_pids(databases, "production") == history_without_pids(databases, "preflight")
+
+
+def test_snapshot_keys_of_every_kind_survive_the_file_format(tmp_path: Path) -> None:
+    state = OpenState({"releaseNumber": np.array([29, 30], dtype=object), "code": np.array(["a", "bé"], dtype=object),
+                       "id": np.array([b"0A1B2", b"09YM8"])}, np.array([1, 2**64 - 1], dtype=np.uint64))
+    store = SnapshotStore(tmp_path, "databases")
+    store.save("r", Snapshot("databases", datetime(2026, 11, 20, 12), {"T": state}))
+    loaded = SnapshotStore(tmp_path, "databases").load("r", datetime(2026, 11, 20, 12))
+    assert loaded is not None
+    (table, again), = loaded.open_state.items()
+    assert table == "T" and again.digests.tolist() == state.digests.tolist()
+    assert {column: values.tolist() for column, values in again.keys.items()} == {
+        column: values.tolist() for column, values in state.keys.items()}
+    assert (tmp_path / "r.snapshot.npz").stat().st_mode & 0o777 == 0o600
 
 
 def test_unreachable_database_is_an_infrastructure_error(tmp_path: Path) -> None:
