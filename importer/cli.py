@@ -17,10 +17,10 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from importer import __version__, inbox, migrate, status
 from importer.clock import SystemClock
-from importer.config import Settings, load_settings
+from importer.config import Settings, check_registers, load_settings
 from importer.errors import ImporterError, UsageError
 from importer.health import HealthChecker
-from importer.logs import configure_logging
+from importer.logs import configure_logging, get_logger
 from importer.pipeline import Pipeline, RunSummary
 from importer.plugin import Register, discover, lookup
 from importer.privacy import mask_cpr
@@ -33,6 +33,7 @@ app = typer.Typer(
     help="Loads the national health platform's reference registers (stamdata) with preflight and full history.",
 )
 out = Console(highlight=False, soft_wrap=True)
+log = get_logger(__name__)
 
 
 class _State:
@@ -64,6 +65,8 @@ def _configure(
     with _exit_codes():
         state.settings = load_settings(config)
         configure_logging(state.settings.log_level)
+        for warning in check_registers(state.settings, discover()):
+            log.warning("configuration", warning=warning)
 
 
 # The long-running commands: they own SIGTERM and SIGINT and stop cleanly (exit 0), even while starting.
@@ -94,26 +97,29 @@ def validate(register: RegisterArg, path: Annotated[Path, typer.Argument()], for
 @app.command()
 def replay(
     register: RegisterArg,
-    directory: Annotated[Path, typer.Argument(help="Directory whose entries are datasets, imported in name order.")],
+    directory: Annotated[Path, typer.Argument(
+        help="Directory whose entries are datasets, imported in name order; or the daemon's archive (processed/).")],
     force: ForceOpt = False,
 ) -> None:
     """Import every dataset in DIRECTORY in name order; stop at the first refusal.
 
-    Datasets already imported into production under the same name are skipped, so a replay that stopped
-    can be run again once the cause is fixed.
+    DIRECTORY may also be an archive as the daemon writes it: year folders, .sha256 sidecars and numbered
+    copies of datasets delivered twice are understood. Datasets already imported into production under the
+    same name are skipped, so a replay that stopped can be run again once the cause is fixed.
     """
     with _exit_codes(), _pipeline() as pipeline:
         plugin = _register(register)
         if not directory.is_dir():
             raise UsageError(f"{directory} is not a directory")
         pipeline.migrate()
-        for path in inbox.datasets_in(directory):
+        for name, path in inbox.replayable(directory):
             # Decided under the register lock: a daemon may import the same datasets meanwhile.
             with pipeline.locks.hold(plugin.name, wait_s=float(state.settings.daemon["lock_wait_s"])):
-                if path.name in _imported_dataset_names(pipeline, plugin):
+                if name in _imported_dataset_names(pipeline, plugin):
                     out.print(f"{plugin.name} {path.name}: already imported, skipped")
                     continue
-                _print_summary(_import_with_progress(pipeline, plugin, path, force=force))
+                dataset = path if path.name == name else inbox.under_name(path, name, pipeline.scratch.path)
+                _print_summary(_import_with_progress(pipeline, plugin, dataset, force=force))
 
 
 @app.command("status")

@@ -10,7 +10,9 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from sqlalchemy.engine import make_url
 
 from importer.errors import UsageError
 
@@ -62,6 +64,9 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=dict)
     daemon: Mapping[str, Any] = field(default_factory=lambda: dict(DAEMON_DEFAULTS))
     facade_url: str = ""
+    # Where each top-level value came from ("$STAMDATA_LISTEN", the file's path), for messages; "file" names
+    # the configuration file itself.
+    sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def facade_database_url(self) -> str:
@@ -100,8 +105,129 @@ def _coerce(name: str, raw: str, like: Any) -> Any:
         if isinstance(like, list | tuple):
             return [item.strip() for item in raw.split(",") if item.strip()]
     except ValueError as error:
-        raise UsageError(f"{name}={raw!r} is not a valid {type(like).__name__}") from error
+        kind = {"bool": "true or false", "int": "a whole number", "float": "a number"}.get(type(like).__name__,
+                                                                                          type(like).__name__)
+        raise UsageError(f"configuration: {name}={raw!r} (from the environment): must be {kind}") from error
     return raw
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+WATCH_MODES = ("native", "polling", "off")
+DATABASE_BACKENDS = ("sqlite", "mysql", "mariadb")
+# Knobs that must be above zero (a zero interval or timeout would spin or disable the very thing it bounds).
+POSITIVE = frozenset({"rescan_interval_s", "retry_initial_s", "retry_max_s", "db_timeout_s", "status_timeout_s"})
+# Environment variables that are not settings (the configuration file's path; the test suite's own).
+NOT_SETTINGS_PREFIXES = (CONFIG_ENV, "STAMDATA_TEST_")
+
+
+class ConfigurationError(UsageError):
+    """A setting is wrong: names the key, where its value came from, and the rule it breaks (exit 2)."""
+
+    def __init__(self, key: str, value: Any, source: str, rule: str) -> None:
+        shown = "" if value is None else f" = {value!r}"
+        super().__init__(f"configuration: {key}{shown} (from {source}): {rule}")
+
+
+def check_settings(settings: Settings) -> None:
+    """Every top-level value at once, before anything starts: a bad value is exit 2 now, naming the key, its
+    source and the rule, never a traceback after migrating, or a silent default."""
+    where = settings.sources
+
+    def fail(key: str, value: Any, rule: str) -> NoReturn:
+        raise ConfigurationError(key, value, where.get(key, "the defaults"), rule)
+
+    for key in ("production_url", "preflight_url", "facade_url"):
+        value = getattr(settings, key)
+        if key == "facade_url" and not value:
+            continue
+        try:
+            backend = make_url(value).get_backend_name()
+        except Exception:
+            fail(key, value, "not a database URL (e.g. sqlite:///var/production.sqlite or mysql+pymysql://user@host/db)")
+        if backend not in DATABASE_BACKENDS:
+            fail(key, value, f"unsupported database {backend!r}: use sqlite or mysql+pymysql")
+    try:
+        _parse_listen(settings.listen)
+    except ValueError as error:
+        fail("listen", settings.listen, str(error))
+    if settings.log_level.lower() not in LOG_LEVELS:
+        fail("log_level", settings.log_level, f"must be one of {', '.join(LOG_LEVELS)}")
+    for key in ("inbox", "state_dir"):
+        if not str(getattr(settings, key)).strip() or str(getattr(settings, key)) == ".":
+            fail(key, str(getattr(settings, key)), "must name a directory")
+    daemon = settings.daemon
+    if daemon["watch_mode"] not in WATCH_MODES:
+        fail("watch_mode", daemon["watch_mode"], f"must be one of {', '.join(WATCH_MODES)}")
+    for key, value in daemon.items():
+        if key == "watch_mode":
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            fail(key, value, "must be a number")
+        if value < 0 or (key in POSITIVE and value <= 0):
+            fail(key, value, "must be greater than 0" if key in POSITIVE else "must not be negative")
+    if daemon["retry_max_s"] < daemon["retry_initial_s"]:
+        fail("retry_max_s", daemon["retry_max_s"], f"must not be below retry_initial_s ({daemon['retry_initial_s']})")
+
+
+def check_registers(settings: Settings, registers: Mapping[str, Any]) -> list[str]:
+    """Every register's section against what the register declares (`settings_defaults`): sections of registers
+    that do not exist, keys it does not know and values of the wrong type are errors. Returns warnings about
+    STAMDATA_* environment variables that set nothing (a misspelt name would otherwise go unnoticed)."""
+    file = settings.sources.get("file", "the configuration file")
+    if not isinstance(settings.register_sections, Mapping) or not all(
+        isinstance(section, Mapping) for section in settings.register_sections.values()
+    ):
+        raise ConfigurationError("registers", None, file, "must be tables such as [registers.autorisation]")
+    unknown = sorted(set(settings.register_sections) - set(registers))
+    if unknown:
+        raise ConfigurationError(f"[registers.{unknown[0]}]", None, file,
+                                 f"no such register (known: {', '.join(sorted(registers))})")
+    known_env = {f"STAMDATA_{key.upper()}" for key in (*DEFAULTS, *DAEMON_DEFAULTS)}
+    for name, register in registers.items():
+        defaults = {**REGISTER_DEFAULTS, **register.settings_defaults}
+        section = settings.register_sections.get(name, {})
+        misspelt = sorted(set(section) - set(defaults))
+        if misspelt:
+            raise ConfigurationError(f"registers.{name}.{misspelt[0]}", section[misspelt[0]], file,
+                                     f"no such setting (known: {', '.join(sorted(defaults))})")
+        effective = settings.for_register(name, register.settings_defaults)  # bad environment values
+        for key, default in defaults.items():
+            env = f"STAMDATA_{name.upper()}_{key.upper()}"
+            known_env.add(env)
+            rule = _type_rule(effective[key], default)
+            if rule is not None:
+                source = f"${env}" if env in settings.environ else file
+                raise ConfigurationError(f"registers.{name}.{key}", effective[key], source, rule)
+    return [f"environment variable {name} sets nothing (no such setting)" for name in sorted(settings.environ)
+            if name.startswith("STAMDATA_") and name not in known_env and not name.startswith(NOT_SETTINGS_PREFIXES)]
+
+
+def _type_rule(value: Any, like: Any) -> str | None:
+    """Why `value` cannot stand where `like` is the default, or None."""
+    if isinstance(like, bool):
+        return None if isinstance(value, bool) else "must be true or false"
+    if isinstance(like, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "must be a number"
+        if isinstance(like, int) and not isinstance(value, int):
+            return "must be a whole number"
+        return "must not be negative" if value < 0 else None
+    if isinstance(like, list | tuple):
+        return None if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value) else \
+            "must be a list of strings"
+    if isinstance(like, str):
+        return None if isinstance(value, str) else "must be a string"
+    return None
+
+
+def _parse_listen(listen: str) -> tuple[str, int]:
+    host, colon, port = listen.rpartition(":")
+    if not colon or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("must be host:port with a port from 1 to 65535 (e.g. 127.0.0.1:8080)")
+    host = host.strip("[]")
+    if not host or any(character.isspace() for character in host):
+        raise ValueError("must be host:port with a host name or address (e.g. 127.0.0.1:8080)")
+    return host, int(port)
 
 
 def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -117,19 +243,27 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
         except tomllib.TOMLDecodeError as error:
             raise UsageError(f"configuration file {config_file} is not valid TOML: {error}") from error
     sections = document.pop("registers", {})
-    unknown = set(document) - set(DEFAULTS) - set(DAEMON_DEFAULTS)
+    unknown = sorted(set(document) - set(DEFAULTS) - set(DAEMON_DEFAULTS))
     if unknown:
-        raise UsageError(f"unknown setting(s) in {config_file}: {', '.join(sorted(unknown))}")
+        raise ConfigurationError(unknown[0], document[unknown[0]], str(config_file),
+                                 "no such setting (see ops/importer.toml for every key)")
     values = {**DEFAULTS, **DAEMON_DEFAULTS, **document}
+    sources = {key: str(config_file) for key in document}
+    if config_file is not None:
+        sources["file"] = str(config_file)
     for key in DEFAULTS:
         override = env.get(f"STAMDATA_{key.upper()}")
         if override is not None:
-            values[key] = override
+            values[key], sources[key] = override, f"${f'STAMDATA_{key.upper()}'}"
     for key, default in DAEMON_DEFAULTS.items():
         override = env.get(f"STAMDATA_{key.upper()}")
         if override is not None:
             values[key] = _coerce(f"STAMDATA_{key.upper()}", override, default)
-    return Settings(
+            sources[key] = f"$STAMDATA_{key.upper()}"
+    for key in DEFAULTS:
+        if not isinstance(values[key], str):
+            raise ConfigurationError(key, values[key], sources.get(key, "the defaults"), "must be a string")
+    settings = Settings(
         production_url=str(values["production_url"]),
         preflight_url=str(values["preflight_url"]),
         inbox=Path(values["inbox"]),
@@ -140,4 +274,7 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
         environ=env,
         daemon={key: values[key] for key in DAEMON_DEFAULTS},
         facade_url=str(values["facade_url"]),
+        sources=sources,
     )
+    check_settings(settings)
+    return settings

@@ -166,7 +166,7 @@ class RegisterWorker:
     def step(self) -> bool:
         """One rescan; True if a dataset was dealt with (so the loop goes on without waiting)."""
         self.not_ready_yet = False
-        waiting = inbox.pending(self.root, self.name)
+        waiting = self._set_aside_irregular(inbox.pending(self.root, self.name))
         claimed = inbox.claimed(self.root, self.name)
         self.metrics.pending.labels(self.name).set(len(waiting) + len(claimed))
         self.readiness.prune({entry.name for entry in waiting})
@@ -196,6 +196,24 @@ class RegisterWorker:
         except OSError as error:  # claiming, archiving or locking on a full or failing disk: not the data's fault
             self._back_off(f"file system error: {error}")
             return False
+
+    def _set_aside_irregular(self, waiting: list[Path]) -> list[Path]:
+        """Entries that are no regular dataset (a symlink, a FIFO, …) would stall the queue or read what is not
+        in the inbox: move them aside, say so, and go on with the rest. Nothing about them locks the register."""
+        regular = []
+        for entry in waiting:
+            try:
+                reason = inbox.irregular(entry)
+                if reason is None:
+                    regular.append(entry)
+                    continue
+                target = inbox.set_aside(self.root, self.name, entry)
+            except FileNotFoundError:
+                continue  # gone since the scan
+            self.metrics.set_aside.labels(self.name, reason).inc()
+            log.warning("inbox entry set aside: not a regular dataset", entry=entry.name, reason=reason,
+                        moved_to=str(target.relative_to(self.root)))
+        return regular
 
     def _ready(self, dataset: Path) -> bool:
         quiet = float(self.config["quiet_period_s"])

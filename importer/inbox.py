@@ -4,12 +4,15 @@ A LOCKED file holds the reason an import was refused; while it exists the daemon
 for that register. `stamdata-importer unlock` removes it.
 """
 
+import os
+import re
 import shutil
+import stat
 from pathlib import Path
 
 LOCK_FILE = "LOCKED"
 # Entries the inbox keeps for itself; never datasets.
-RESERVED = frozenset({LOCK_FILE, "READY", "processed", "failed", ".processing"})
+RESERVED = frozenset({LOCK_FILE, "READY", "processed", "failed", ".processing", "set-aside"})
 
 
 def register_dir(root: Path, register: str) -> Path:
@@ -157,6 +160,31 @@ def make_private(path: Path) -> None:
             entry.chmod(0o700 if entry.is_dir() else 0o600)
 
 
+SET_ASIDE = "set-aside"
+
+
+def irregular(entry: Path) -> str | None:
+    """Why an inbox entry is no dataset the importer may read, or None: a symbolic link (it could lead out of
+    the inbox, to a device, or change under the import), or a FIFO, socket or device (reading one blocks or never
+    ends), the entry itself or anything inside a dataset directory. Judged without following any link."""
+    for item in [entry, *(entry.rglob("*") if entry.is_dir() and not entry.is_symlink() else ())]:
+        mode = item.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            return "symlink"
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            return "not-a-regular-file"
+    return None
+
+
+def set_aside(root: Path, register: str, entry: Path) -> Path:
+    """Move an entry that is not a dataset out of the queue (never following it), for an operator to look at."""
+    directory = register_dir(root, register) / SET_ASIDE
+    directory.mkdir(parents=True, exist_ok=True)
+    target = _free_name(directory / entry.name)
+    entry.rename(target)
+    return target
+
+
 def prune_archive(root: Path, register: str, older_than: float) -> list[Path]:
     """Delete archived datasets whose checksum file is older than `older_than` (epoch seconds)."""
     removed: list[Path] = []
@@ -183,3 +211,54 @@ def _free_name(path: Path) -> Path:
         number += 1
         candidate = path.with_name(f"{path.name}.{number}")
     return candidate
+
+
+# --- Reading datasets back: a folder of drops, or the archive as the daemon writes it. -------------------------
+
+_YEAR = re.compile(r"^\d{4}$")
+_COPY = re.compile(r"^(?P<name>.+)\.(?P<number>\d+)$")
+
+
+def replayable(directory: Path) -> list[tuple[str, Path]]:
+    """(dataset name, path) of every dataset in `directory`, in import order.
+
+    `directory` may be a folder of drops, or an archive as the daemon writes it (`processed/` with `<yyyy>/`
+    folders, `<dataset>.sha256` sidecars, and `<dataset>.1`, `.2`, … for a dataset delivered again under a
+    name already archived): year folders are read through, sidecars skipped, and a numbered copy keeps the
+    name it was delivered under, so it follows its original and is recognised as the same dataset.
+    """
+    entries: list[Path] = []
+    for entry in datasets_in(directory):
+        if entry.is_dir() and _YEAR.match(entry.name) and any(entry.glob("*.sha256")):
+            entries.extend(datasets_in(entry))
+        else:
+            entries.append(entry)
+    names = {entry.name for entry in entries}
+    found: list[tuple[str, int, Path]] = []
+    for entry in entries:
+        if entry.name.endswith(".sha256") or is_sidecar(entry):
+            continue
+        copy = _COPY.match(entry.name)
+        if copy is not None and copy["name"] in names:
+            found.append((copy["name"], int(copy["number"]), entry))
+        else:
+            found.append((entry.name, 0, entry))
+    return [(name, path) for name, _, path in sorted(found, key=lambda item: (item[0], item[1]))]
+
+
+def under_name(path: Path, name: str, scratch: Path) -> Path:
+    """`path` as a dataset named `name` (a link, or a copy across file systems) in the scratch directory."""
+    target = scratch / "replay" / name
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        shutil.copytree(path, target)
+        return target
+    try:
+        os.link(path, target)
+    except OSError:
+        shutil.copy2(path, target)
+    return target

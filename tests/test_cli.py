@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from importer import inbox
+from importer.daemon import dataset_hashes
 from tests.conftest import Databases, run_cli
 from tests.registers.autorisation.kit import FIRST, SECOND, write_dump
 
@@ -160,3 +162,21 @@ def test_console_script_and_default_sqlite_location(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     assert (tmp_path / "var" / "production.sqlite").exists()
     assert (tmp_path / "var" / "preflight.sqlite").exists()
+
+
+def test_replay_reads_the_daemons_archive_as_the_daemon_writes_it(databases: Databases, tmp_path: Path) -> None:
+    root = tmp_path / "old-inbox"
+    for year, name, lines in ((2025, "20251231AutDK.csv", FIRST), (2026, "20260101AutDK.csv", SECOND),
+                              (2026, "20260101AutDK.csv", SECOND)):  # the last: delivered twice, archived as .1
+        dataset = write_dump(root / "autorisation" / ".processing", name, lines)
+        inbox.archive(root, "autorisation", dataset, year, dataset_hashes(dataset))
+    archive = root / "autorisation" / "processed"
+    assert (archive / "2026" / "20260101AutDK.csv.1").exists()
+
+    result = run_cli("replay", "autorisation", str(archive), env=databases.environ())
+    assert result.exit_code == 0, result.stderr
+    assert "20251231AutDK.csv: imported" in result.stdout and "20260101AutDK.csv: imported" in result.stdout
+    assert "20260101AutDK.csv.1: already imported, skipped" in result.stdout
+    outcomes = [(row["Dataset"], row["Outcome"])
+                for row in databases.rows("production", "autorisationimporterImportStatus", "Id")]
+    assert outcomes == [("20251231AutDK.csv", "SUCCESS"), ("20260101AutDK.csv", "SUCCESS")]

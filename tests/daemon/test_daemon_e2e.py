@@ -434,3 +434,23 @@ def test_sigterm_while_the_daemon_is_still_loading_exits_0(sqlite_databases: Dat
     time.sleep(0.3)  # inside the second it takes to load the importer: the window the signal must not kill in
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit(30) == 0
+
+
+def test_symlinks_and_fifos_are_set_aside_and_never_stall_the_register(
+    sqlite_databases: Databases, start_daemon: Start, tmp_path: Path
+) -> None:
+    databases = sqlite_databases  # the inbox's rules, whatever the database
+    daemon = start_daemon(databases)
+    outside = write_dump(tmp_path / "elsewhere", "20261101AutDK.csv", FIRST)
+    (inbox(databases) / "20261119AutDK.csv").symlink_to(outside)  # a dump outside the inbox
+    (inbox(databases) / "20261120AutDK.csv").symlink_to("/dev/zero")
+    os.mkfifo(inbox(databases) / "20261121AutDK.csv")
+    drop_atomically(databases, "20261122AutDK.csv", FIRST)
+    wait_for(lambda: successes(databases) == ["20261122AutDK.csv"], 30, "the regular dataset")
+    aside = inbox(databases) / "set-aside"
+    assert sorted(p.name for p in aside.iterdir()) == ["20261119AutDK.csv", "20261120AutDK.csv", "20261121AutDK.csv"]
+    assert (aside / "20261119AutDK.csv").is_symlink() and outside.exists(), "the link moved, its target untouched"
+    assert not (inbox(databases) / "LOCKED").exists()
+    samples = metric_samples(daemon)
+    assert samples[("stamdata_inbox_set_aside_total", (("reason", "symlink"), ("register", REGISTER)))] == 2
+    assert samples[("stamdata_inbox_set_aside_total", (("reason", "not-a-regular-file"), ("register", REGISTER)))] == 1

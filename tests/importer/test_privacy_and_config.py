@@ -1,13 +1,17 @@
 """CPR masking and configuration precedence."""
 
+import os
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
-from importer.config import load_settings
+from importer.cli import app
+from importer.config import check_registers, load_settings
 from importer.errors import DataError, UsageError
+from importer.plugin import discover
 from importer.privacy import mask_cpr, mask_everything
 
 
@@ -57,3 +61,44 @@ def test_bad_configuration_is_a_usage_error(tmp_path: Path) -> None:
         load_settings(None, {"STAMDATA_AUTORISATION_REDUCTION_GUARD": "lots"}).for_register(
             "autorisation", {"reduction_guard": 100}
         )
+
+
+BAD_CONFIGURATIONS = [
+    # (file text, environment, what the message must name)
+    ("", {"STAMDATA_LOG_LEVEL": "chatty"}, ["log_level", "$STAMDATA_LOG_LEVEL", "one of"]),
+    ("", {"STAMDATA_LISTEN": "nonsense"}, ["listen", "$STAMDATA_LISTEN", "host:port"]),
+    ("", {"STAMDATA_LISTEN": "127.0.0.1:99999"}, ["listen", "port from 1 to 65535"]),
+    ('listen = ":8080"\n', {}, ["listen", "importer.toml", "host"]),
+    ("listen = 8080\n", {}, ["listen", "importer.toml", "must be a string"]),
+    ("[registers.autorisatoin]\nquiet_period_s = 3\n", {}, ["registers.autorisatoin", "no such register"]),
+    ("[registers.autorisation]\nreduction_gaurd = 3\n", {}, ["reduction_gaurd", "importer.toml", "no such setting"]),
+    ('[registers.autorisation]\nreduction_guard = "many"\n', {}, ["reduction_guard", "importer.toml", "number"]),
+    ("[registers.autorisation]\nreduction_guard = -5\n", {}, ["reduction_guard", "must not be negative"]),
+    ("", {"STAMDATA_AUTORISATION_REDUCTION_GUARD": "abc"}, ["STAMDATA_AUTORISATION_REDUCTION_GUARD", "whole number"]),
+    ("", {"STAMDATA_RETRY_INITIAL_S": "0"}, ["retry_initial_s", "greater than 0"]),
+    ('watch_mode = "inotify"\n', {}, ["watch_mode", "native, polling, off"]),
+    ('production_url = "postgresql://db/x"\n', {}, ["production_url", "unsupported database"]),
+    ("registers = 5\n", {}, ["registers", "tables"]),
+    ("productoin_url = 'typo'\n", {}, ["productoin_url", "no such setting"]),
+]
+
+
+@pytest.mark.parametrize(("text", "environ", "named"), BAD_CONFIGURATIONS)
+def test_the_whole_configuration_is_checked_at_start_exit_2_naming_key_source_and_rule(
+    tmp_path: Path, text: str, environ: dict[str, str], named: list[str]
+) -> None:
+    config = tmp_path / "importer.toml"
+    config.write_text(text)
+    environment: dict[str, str | None] = {k: None for k in os.environ if k.startswith("STAMDATA_")}
+    environment.update(environ)
+    result = CliRunner().invoke(app, ["--config", str(config), "status"], env=environment, catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    for part in named:
+        assert part in result.stderr, (part, result.stderr)
+
+
+def test_a_misspelt_environment_variable_is_warned_about(tmp_path: Path) -> None:
+    warnings = check_registers(load_settings(None, {"STAMDATA_AUTORISATOIN_QUIET_PERIOD_S": "3",
+                                                    "STAMDATA_TEST_REQUIRE_MARIADB": "1"}), discover())
+    assert warnings == ["environment variable STAMDATA_AUTORISATOIN_QUIET_PERIOD_S sets nothing (no such setting)"]
