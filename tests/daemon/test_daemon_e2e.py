@@ -43,6 +43,21 @@ def start_daemon(tmp_path: Path) -> Iterator[Start]:
         daemon.close()
 
 
+Proxied = tuple[TcpProxy, Databases]
+
+
+@pytest.fixture
+def through_proxy(mariadb_databases: Databases) -> Iterator[Proxied]:
+    """The MariaDB databases as the daemon sees them through a proxy of the test's own (see proxy.py)."""
+    databases = mariadb_databases
+    proxy = TcpProxy("127.0.0.1", make_url(databases.production_url).port or 3306)
+    try:
+        yield proxy, Databases("mariadb", _via(proxy, databases.preflight_url), _via(proxy, databases.production_url),
+                               databases.inbox)
+    finally:
+        proxy.close()
+
+
 def inbox(databases: Databases) -> Path:
     return databases.inbox / REGISTER
 
@@ -215,97 +230,82 @@ def same_rows(databases: Databases, table: str) -> bool:
 @pytest.mark.mariadb
 @pytest.mark.parametrize("stage", ["preflight", "production"])
 def test_a_database_outage_during_the_bulk_load_is_retried_without_locking(
-    mariadb_databases: Databases, start_daemon: Start, stage: str
+    mariadb_databases: Databases, through_proxy: Proxied, start_daemon: Start, stage: str
 ) -> None:
     databases = mariadb_databases
-    proxy = TcpProxy("127.0.0.1", make_url(databases.production_url).port or 3306)
-    try:
-        proxied = Databases("mariadb", _via(proxy, databases.preflight_url), _via(proxy, databases.production_url),
-                            databases.inbox)
-        daemon = start_daemon(proxied)
-        drop_atomically(databases, "20261119AutDK.csv", FIRST)
-        wait_for(lambda: successes(databases) == ["20261119AutDK.csv"], 30, "a first import")
-        # Each database loads Autorisation2 then autreg2: the first load is preflight's, the third production's.
-        proxy.cut_when(b"LOAD DATA", occurrence=1 if stage == "preflight" else 3)
-        drop_atomically(databases, "20261120AutDK.csv", big_lines(BIG_ROWS))
-        wait_for(proxy.triggered.is_set, 30, f"the {stage} bulk load")
-        status = daemon.get("/status")
-        assert status.status_code == 500 and "unreachable" in status.text.splitlines()[0]
-        wait_for(lambda: daemon.saw("infrastructure error, will retry"), 30, "the failed attempt")
-        assert not (inbox(databases) / "LOCKED").exists()
-        assert not daemon.saw("import failed unexpectedly")
-        wait_for(lambda: (inbox(databases) / "20261120AutDK.csv").exists(), 10, "the dataset back in the inbox")
-        proxy.restore()
+    proxy, proxied = through_proxy
+    daemon = start_daemon(proxied)
+    drop_atomically(databases, "20261119AutDK.csv", FIRST)
+    wait_for(lambda: successes(databases) == ["20261119AutDK.csv"], 30, "a first import")
+    # Each database loads Autorisation2 then autreg2: the first load is preflight's, the third production's.
+    proxy.cut_when(b"LOAD DATA", occurrence=1 if stage == "preflight" else 3)
+    drop_atomically(databases, "20261120AutDK.csv", big_lines(BIG_ROWS))
+    wait_for(proxy.triggered.is_set, 30, f"the {stage} bulk load")
+    status = daemon.get("/status")
+    assert status.status_code == 500 and "unreachable" in status.text.splitlines()[0]
+    wait_for(lambda: daemon.saw("infrastructure error, will retry"), 30, "the failed attempt")
+    assert not (inbox(databases) / "LOCKED").exists()
+    assert not daemon.saw("import failed unexpectedly")
+    wait_for(lambda: (inbox(databases) / "20261120AutDK.csv").exists(), 10, "the dataset back in the inbox")
+    proxy.restore()
 
-        wait_for(lambda: successes(databases) == ["20261119AutDK.csv", "20261120AutDK.csv"], 60, "the retried import")
-        assert not (inbox(databases) / "LOCKED").exists()
-        assert open_row_count(databases, "production") == BIG_ROWS
-        wait_for(lambda: archived(databases) == ["20261119AutDK.csv", "20261120AutDK.csv"], 10, "the archive")
-        wait_for(lambda: daemon.get("/status").status_code == 200, 10, "the status page to recover")
-        # The rolled-back load used up auto-increment values; the PIDs are the importer's, so both agree.
-        assert same_rows(databases, "Autorisation2") and same_rows(databases, "autreg2")
-        failures = [row for row in status_rows(databases) if row["Outcome"] == "FAILURE"]
-        assert failures and all(row["Message"].startswith("infrastructure error") for row in failures), failures
-        samples = metric_samples(daemon)
-        assert samples[("stamdata_import_failures_total", (("reason", "infrastructure"), ("register", REGISTER)))] >= 1
-        assert samples[("stamdata_import_datasets_total", (("register", REGISTER),))] == 2
-    finally:
-        proxy.close()
+    wait_for(lambda: successes(databases) == ["20261119AutDK.csv", "20261120AutDK.csv"], 60, "the retried import")
+    assert not (inbox(databases) / "LOCKED").exists()
+    assert open_row_count(databases, "production") == BIG_ROWS
+    wait_for(lambda: archived(databases) == ["20261119AutDK.csv", "20261120AutDK.csv"], 10, "the archive")
+    wait_for(lambda: daemon.get("/status").status_code == 200, 10, "the status page to recover")
+    # The rolled-back load used up auto-increment values; the PIDs are the importer's, so both agree.
+    assert same_rows(databases, "Autorisation2") and same_rows(databases, "autreg2")
+    failures = [row for row in status_rows(databases) if row["Outcome"] == "FAILURE"]
+    assert failures and all(row["Message"].startswith("infrastructure error") for row in failures), failures
+    samples = metric_samples(daemon)
+    assert samples[("stamdata_import_failures_total", (("reason", "infrastructure"), ("register", REGISTER)))] >= 1
+    assert samples[("stamdata_import_datasets_total", (("register", REGISTER),))] == 2
 
 
 @pytest.mark.mariadb
 def test_a_frozen_database_times_out_keeps_the_status_page_answering_and_is_retried(
-    mariadb_databases: Databases, start_daemon: Start
+    mariadb_databases: Databases, through_proxy: Proxied, start_daemon: Start
 ) -> None:
     """A server stopped with SIGSTOP (or a half-open connection) answers nothing and closes nothing."""
     databases = mariadb_databases
-    proxy = TcpProxy("127.0.0.1", make_url(databases.production_url).port or 3306)
-    try:
-        proxied = Databases("mariadb", _via(proxy, databases.preflight_url), _via(proxy, databases.production_url),
-                            databases.inbox)
-        daemon = start_daemon(proxied, {"STAMDATA_DB_TIMEOUT_S": "3", "STAMDATA_STATUS_TIMEOUT_S": "1"})
-        proxy.freeze_when(b"LOAD DATA")
-        drop_atomically(databases, "20261120AutDK.csv", big_lines(BIG_ROWS))
-        wait_for(proxy.triggered.is_set, 30, "the bulk load")
-        for path in ("/status", "/metrics"):  # answered (red) while the database says nothing
-            response = daemon.get(path, timeout=30)
-            assert response.status_code == (500 if path == "/status" else 200), path
-        assert "did not answer" in daemon.get("/status", timeout=30).text.splitlines()[0]
-        assert "stamdata_production_database_up 0.0" in daemon.get("/metrics", timeout=30).text
-        wait_for(lambda: daemon.saw("infrastructure error, will retry"), 60, "the timed-out attempt")
-        assert not (inbox(databases) / "LOCKED").exists()
-        proxy.restore()
+    proxy, proxied = through_proxy
+    daemon = start_daemon(proxied, {"STAMDATA_DB_TIMEOUT_S": "3", "STAMDATA_STATUS_TIMEOUT_S": "1"})
+    proxy.freeze_when(b"LOAD DATA")
+    drop_atomically(databases, "20261120AutDK.csv", big_lines(BIG_ROWS))
+    wait_for(proxy.triggered.is_set, 30, "the bulk load")
+    for path in ("/status", "/metrics"):  # answered (red) while the database says nothing
+        response = daemon.get(path, timeout=30)
+        assert response.status_code == (500 if path == "/status" else 200), path
+    assert "did not answer" in daemon.get("/status", timeout=30).text.splitlines()[0]
+    assert "stamdata_production_database_up 0.0" in daemon.get("/metrics", timeout=30).text
+    wait_for(lambda: daemon.saw("infrastructure error, will retry"), 60, "the timed-out attempt")
+    assert not (inbox(databases) / "LOCKED").exists()
+    proxy.restore()
 
-        wait_for(lambda: successes(databases) == ["20261120AutDK.csv"], 90, "the retried import")
-        assert open_row_count(databases, "production") == BIG_ROWS
-        assert same_rows(databases, "Autorisation2")
-        assert not (inbox(databases) / "LOCKED").exists()
-        wait_for(lambda: daemon.get("/status").status_code == 200, 30, "the status page to recover")
-    finally:
-        proxy.close()
+    wait_for(lambda: successes(databases) == ["20261120AutDK.csv"], 90, "the retried import")
+    assert open_row_count(databases, "production") == BIG_ROWS
+    assert same_rows(databases, "Autorisation2")
+    assert not (inbox(databases) / "LOCKED").exists()
+    wait_for(lambda: daemon.get("/status").status_code == 200, 30, "the status page to recover")
 
 
 @pytest.mark.mariadb
 def test_a_database_down_at_start_up_is_waited_for_with_a_red_status_page(
-    mariadb_databases: Databases, start_daemon: Start
+    mariadb_databases: Databases, through_proxy: Proxied, start_daemon: Start
 ) -> None:
     databases = mariadb_databases
-    proxy = TcpProxy("127.0.0.1", make_url(databases.production_url).port or 3306)
-    try:
-        proxy.cut()
-        proxied = Databases("mariadb", _via(proxy, databases.preflight_url), _via(proxy, databases.production_url),
-                            databases.inbox)
-        daemon = start_daemon(proxied, wait_ready=False)
-        daemon.wait_http()
-        status = daemon.get("/status")
-        assert status.status_code == 500 and "unreachable" in status.text.splitlines()[0]
-        proxy.restore()
-        wait_for(lambda: daemon.saw("importer running"), 30, "start-up to complete")
-        drop_atomically(databases, "20261120AutDK.csv", FIRST)
-        wait_for(lambda: successes(databases) == ["20261120AutDK.csv"], 30, "the import")
-        assert daemon.get("/status").status_code == 200
-    finally:
-        proxy.close()
+    proxy, proxied = through_proxy
+    proxy.cut()
+    daemon = start_daemon(proxied, wait_ready=False)
+    daemon.wait_http()
+    status = daemon.get("/status")
+    assert status.status_code == 500 and "unreachable" in status.text.splitlines()[0]
+    proxy.restore()
+    wait_for(lambda: daemon.saw("importer running"), 30, "start-up to complete")
+    drop_atomically(databases, "20261120AutDK.csv", FIRST)
+    wait_for(lambda: successes(databases) == ["20261120AutDK.csv"], 30, "the import")
+    assert daemon.get("/status").status_code == 200
 
 
 def _via(proxy: TcpProxy, url: str) -> str:
