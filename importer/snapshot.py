@@ -14,6 +14,7 @@ not silently diverged.
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +51,18 @@ class SnapshotStore:
         self.directory = directory
         self.databases = databases
         self._memory: dict[str, Snapshot] = {}
+        self._remove_temporaries(lambda pid: not _alive(pid))
+
+    def _remove_temporaries(self, whose: Callable[[int], bool], register: str | None = None) -> None:
+        """Half-written snapshots (`.<register>.snapshot.npz.tmp<pid>`) of writers that were killed."""
+        pattern = f".{self._path(register).name if register else '*.snapshot.npz'}.tmp*"
+        try:
+            for temporary in self.directory.glob(pattern):
+                pid = temporary.name.rpartition(".tmp")[2]
+                if pid.isdigit() and whose(int(pid)):
+                    temporary.unlink(missing_ok=True)
+        except OSError as error:
+            log.warning("could not remove half-written snapshots", reason=str(error))
 
     def _path(self, register: str) -> Path:
         return self.directory / f"{register}.snapshot.npz"
@@ -78,6 +91,8 @@ class SnapshotStore:
         """Atomically replace the register's snapshot; failing to save only costs the next import time."""
         self._memory[register] = snapshot
         path = self._path(register)
+        # Saved under the register lock: any other writer's temporary for this register is a dead one's.
+        self._remove_temporaries(lambda pid: pid != os.getpid(), register)
         temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
         try:
             arrays = _arrays(snapshot)
@@ -143,3 +158,13 @@ def _read(path: Path) -> Snapshot:
             open_state[table] = OpenState(keys, digests)
         return Snapshot(databases=str(header["databases"]),
                         transaction_time=datetime.fromisoformat(header["transaction_time"]), open_state=open_state)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

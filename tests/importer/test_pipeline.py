@@ -242,3 +242,12 @@ def test_unreachable_database_is_an_infrastructure_error(tmp_path: Path) -> None
     )
     with pytest.raises(InfrastructureError):
         Pipeline(databases.settings()).import_dataset(REGISTER, write_dump(tmp_path, "20261120AutDK.csv", FIRST))
+
+
+def test_half_written_snapshots_of_killed_writers_are_removed(tmp_path: Path) -> None:
+    dead = tmp_path / f".autorisation.snapshot.npz.tmp{2**22 + 1}"  # above the kernel's pid_max: no such process
+    alive = tmp_path / f".autorisation.snapshot.npz.tmp{os.getppid()}"
+    for temporary in (dead, alive):
+        temporary.write_bytes(b"half")
+    SnapshotStore(tmp_path, "databases")
+    assert not dead.exists() and alive.exists()
