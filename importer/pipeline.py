@@ -28,7 +28,7 @@ from importer.errors import DataError, ImporterError, InfrastructureError, as_in
 from importer.locks import RegisterLocks
 from importer.logs import get_logger
 from importer.memory import release_freed_memory
-from importer.plugin import ParsedDataset, Register
+from importer.plugin import ParsedDataset, Register, SequenceContext
 from importer.privacy import mask_cpr
 from importer.scratch import ScratchDir
 from importer.snapshot import Snapshot, SnapshotStore, fingerprint
@@ -294,7 +294,8 @@ class Pipeline:
         delta. Wherever the rows were not read here, the counts are checked against this database's rows."""
         previous = status.latest_success(connection, status_table)
         try:
-            sequenced = register.check_sequence(previous, parsed)
+            context = SequenceContext(now=whole_seconds(self.clock.now()), settings=settings, force=force)
+            sequenced = register.check_sequence(previous, parsed, context)
             if planned is None:
                 deltas = [
                     compute_delta(connection, spec, parsed.frames[spec.name], valid_from=sequenced.valid_from,
@@ -304,7 +305,7 @@ class Pipeline:
                 ]
             else:
                 deltas = planned
-            notes = register.check_delta(deltas, settings, force)
+            notes = [*sequenced.notes, *register.check_delta(deltas, settings, force)]
         except DataError as error:
             raise error.in_file(parsed.name) from None
         for note in notes:

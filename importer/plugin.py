@@ -6,7 +6,7 @@ how to run any register through preflight and production with full history.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import sqlalchemy as sa
 
-from importer.errors import UsageError
-from importer.temporal import TableDelta, TemporalTable
+from importer.errors import DataError, Problem, UsageError
+from importer.temporal import OPEN_END, TableDelta, TemporalTable
 
 if TYPE_CHECKING:  # the web stack is only imported by the commands that serve
     from fastapi import APIRouter
@@ -52,11 +52,74 @@ class PreviousImport:
 
 
 @dataclass(frozen=True)
+class SequenceContext:
+    """What the sequence check may need beyond the two datasets: the run's clock reading (naive UTC, from the
+    pipeline's injected clock, so tests drive it), the register's effective settings, and whether the operator
+    forced the import (a forced override must be returned as an audit note in `Sequenced.notes`)."""
+
+    now: datetime
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    force: bool = False
+
+
+@dataclass(frozen=True)
 class Sequenced:
-    """The outcome of the sequence check: when this dataset's data becomes valid, and anything to warn about."""
+    """The outcome of the sequence check: when this dataset's data becomes valid, anything to warn about, and
+    audit notes for guards the operator overrode with --force (logged and kept in the status row)."""
 
     valid_from: datetime
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def within_dataset(error: DataError, dataset: str) -> DataError:
+    """The same refusal with each problem's file named inside its dataset (`release-011.zip/Drugs.json:2: …`),
+    so the message names both the inbox entry an operator sees and the file that broke the rule."""
+    def located(problem: Problem) -> Problem:
+        file = problem.file
+        if file is None or file == dataset or file.startswith((f"{dataset}/", "/")):
+            return problem
+        return Problem(problem.rule, problem.detail, f"{dataset}/{file}", problem.line)
+
+    return DataError([located(problem) for problem in error.problems])
+
+
+# No dataset of any register is dated before this: the platform did not exist, and such a date is a typo.
+EARLIEST_DATE = datetime(2000, 1, 1)
+
+
+def check_dataset_date(
+    when: datetime, context: SequenceContext, *, what: str, file: str, default_future_days: float
+) -> list[str]:
+    """The plausibility rules every dated dataset obeys; returns audit notes for a forced override.
+
+    - `open-end-date` (never forceable): at or after the open end, rows would start where open rows end
+      (`ValidFrom >= ValidTo`), and no later dataset could ever follow.
+    - `early-date` (never forceable): before 2000-01-01, a typo rather than a delivery.
+    - `future-date` (forceable, audited): more than `max_future_days` ahead of the run's clock; one typo
+      (2027 for 2026) would otherwise make every genuine dataset "older" and block the register for a year.
+    """
+    day = f"{when:%Y-%m-%d}"
+    if when >= OPEN_END:
+        raise DataError.single(
+            "open-end-date", f"{what} {day} is at or after the open end {OPEN_END:%Y-%m-%d} of every history "
+            "interval; no dataset can be valid from then", file=file)
+    if when < EARLIEST_DATE:
+        raise DataError.single(
+            "early-date", f"{what} {day} is before {EARLIEST_DATE:%Y-%m-%d}; that is a typo, not a delivery",
+            file=file)
+    limit = float(context.settings.get("max_future_days", default_future_days))
+    ahead = when - context.now
+    if ahead <= timedelta(days=limit):
+        return []
+    days = ahead.total_seconds() / 86400
+    if not context.force:
+        raise DataError.single(
+            "future-date", f"{what} {day} is {days:.1f} days after now ({context.now:%Y-%m-%d %H:%M} UTC), more "
+            f"than max_future_days {limit:g}; every later genuine dataset would be refused as older until then. "
+            "Import it with --force if the date is right", file=file)
+    return [f"future-date guard overridden by --force: {what} {day} is {days:.1f} days ahead "
+            f"(max_future_days {limit:g})"]
 
 
 @dataclass(frozen=True)
@@ -77,16 +140,28 @@ class Register:
     metadata: sa.MetaData
     settings_defaults: Mapping[str, Any] = {}
     feed_views: Sequence[FeedView] = ()
+    # What a dataset of this register looks like, for messages about inbox entries that are not one.
+    dataset_description: str = ""
 
     def recognise(self, path: Path) -> str | None:
         """The format version of a complete dataset at `path`, or None if this is not one."""
         raise NotImplementedError
 
+    def could_be_dataset(self, path: Path) -> bool:
+        """Whether an inbox entry has the shape of a dataset at all (by its kind and name, not its content).
+
+        A stray file that has not (`notes.txt`) is set aside by the daemon instead of being refused, which would
+        lock the register; an entry that has the shape but not the content is refused as usual."""
+        return True
+
     def parse(self, path: Path, settings: Mapping[str, Any]) -> ParsedDataset:
         raise NotImplementedError
 
-    def check_sequence(self, previous: PreviousImport | None, parsed: ParsedDataset) -> Sequenced:
-        """Refuse (DataError) a dataset that is not newer than the last imported one."""
+    def check_sequence(
+        self, previous: PreviousImport | None, parsed: ParsedDataset, context: SequenceContext
+    ) -> Sequenced:
+        """Refuse (DataError) a dataset that is not newer than the last imported one, or whose date or version
+        is implausible (see `check_dataset_date`); overrides forced by `context.force` come back as notes."""
         raise NotImplementedError
 
     def check_delta(self, deltas: Sequence[TableDelta], settings: Mapping[str, Any], force: bool) -> list[str]:

@@ -12,12 +12,15 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from importer.errors import DataError, Problem
 from importer.plugin import ParsedDataset
 
-FILE_NAME = re.compile(r"^(?P<date>.{8}).*\.csv$", re.IGNORECASE)
+FILE_NAME = re.compile(r"^(?P<date>.{8}).*\.csv$", re.IGNORECASE | re.DOTALL)
+DATE_DIGITS = re.compile(r"[0-9]{8}")
+_SCAN_SLICE = 1 << 23  # bytes searched for UTF-8 sequences at a time
 FIELDS = ("Autorisationsnummer", "CPR", "Efternavn", "Fornavn", "UddannelsesKode")
 FIELD_LABELS = {
     "Autorisationsnummer": "column 1 (autorisationsnummer)",
@@ -85,6 +88,11 @@ def file_date(file: Path) -> datetime:
         raise DataError.single(
             "file-name", "the file name must be <yyyyMMdd><anything>.csv", file=file.name
         )
+    # Eight ASCII digits, nothing else: strptime alone would read "202611 2" as 2026-11-02.
+    if not DATE_DIGITS.fullmatch(match["date"]):
+        raise DataError.single(
+            "file-name-date", f"{match['date']!r} is not a yyyyMMdd date (eight digits 0-9)", file=file.name
+        )
     try:
         return datetime.strptime(match["date"], "%Y%m%d")
     except ValueError:
@@ -94,23 +102,74 @@ def file_date(file: Path) -> datetime:
 
 
 def decode(raw: bytes, name: str) -> tuple[str, str]:
-    """ISO-8859-15 by contract; UTF-8 when it says so (BOM) or evidently is (valid multi-byte sequences)."""
+    """The encoding decided strictly, for the whole file at once (README, "Encoding"):
+
+    - a UTF-8 BOM, or bytes that are valid UTF-8 as a whole: UTF-8 (an invalid byte after a BOM is refused);
+    - else, bytes holding no valid multi-byte UTF-8 sequence at all: ISO-8859-15, the register's contract;
+    - else UTF-8 sequences mixed with bytes that are not UTF-8 (a UTF-8 dump with a stray Latin-1 byte, a
+      Latin-1 dump with pasted UTF-8): refused as `mixed-encoding`, naming the line of the first byte that is
+      not UTF-8. Reading it either way would rewrite names (`SÃ¸rensen`) without a word.
+    """
     if raw.startswith(b"\xef\xbb\xbf"):
-        return _strict(raw[3:], "utf-8", name), "utf-8"
+        return _strict(raw[3:], "utf-8", name, offset=3), "utf-8"
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("iso-8859-15"), "iso-8859-15"
-    return text, ("utf-8" if any(b >= 0x80 for b in raw) else "ascii")
+    except UnicodeDecodeError as error:
+        sequence = first_utf8_sequence(raw)
+        if sequence is None:
+            return raw.decode("iso-8859-15"), "iso-8859-15"
+        bad_line = raw.count(b"\n", 0, error.start) + 1
+        utf8_line = raw.count(b"\n", 0, sequence) + 1
+        raise DataError.single(
+            "mixed-encoding",
+            f"byte 0x{raw[error.start]:02x} is not UTF-8, but the file also holds UTF-8 (first on line "
+            f"{utf8_line}): a mixture of encodings is refused rather than guessed",
+            file=name, line=bad_line,
+        ) from None
+    return text, ("utf-8" if not raw.isascii() else "ascii")
 
 
-def _strict(raw: bytes, encoding: str, name: str) -> str:
+def first_utf8_sequence(raw: bytes) -> int | None:
+    """The offset of the first well-formed multi-byte UTF-8 sequence (no overlongs, no surrogates, at most
+    U+10FFFF), or None. Vectorised over the possible lead bytes, a slice of the file at a time."""
+    data = np.frombuffer(raw, dtype=np.uint8)
+    for start in range(0, len(data), _SCAN_SLICE):
+        window = data[start:start + _SCAN_SLICE + 3]
+        lead = np.flatnonzero(window[:_SCAN_SLICE] >= 0xC2)
+        if not len(lead):
+            continue
+        padded = np.concatenate([window, np.zeros(3, dtype=np.uint8)])
+        first, second, third, fourth = (padded[lead + step] for step in range(4))
+
+        def between(values: np.ndarray, low: int, high: int) -> np.ndarray:
+            result: np.ndarray = (values >= low) & (values <= high)
+            return result
+
+        two = between(first, 0xC2, 0xDF) & between(second, 0x80, 0xBF)
+        three = (
+            ((first == 0xE0) & between(second, 0xA0, 0xBF))
+            | ((between(first, 0xE1, 0xEC) | between(first, 0xEE, 0xEF)) & between(second, 0x80, 0xBF))
+            | ((first == 0xED) & between(second, 0x80, 0x9F))
+        ) & between(third, 0x80, 0xBF)
+        four = (
+            ((first == 0xF0) & between(second, 0x90, 0xBF))
+            | (between(first, 0xF1, 0xF3) & between(second, 0x80, 0xBF))
+            | ((first == 0xF4) & between(second, 0x80, 0x8F))
+        ) & between(third, 0x80, 0xBF) & between(fourth, 0x80, 0xBF)
+        found = np.flatnonzero(two | three | four)
+        if len(found):
+            return start + int(lead[found[0]])
+    return None
+
+
+def _strict(raw: bytes, encoding: str, name: str, offset: int = 0) -> str:
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
         raise DataError.single(
-            "encoding", f"byte 0x{raw[error.start]:02x} is not valid {encoding}", file=name, line=line
+            "encoding", f"byte 0x{raw[error.start]:02x} at offset {error.start + offset} is not valid {encoding}",
+            file=name, line=line,
         ) from None
 
 

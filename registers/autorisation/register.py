@@ -9,7 +9,16 @@ import sqlalchemy as sa
 from importer.bulk import insert_rows
 from importer.errors import DataError
 from importer.logs import get_logger
-from importer.plugin import FeedView, ParsedDataset, PreviousImport, Register, Sequenced
+from importer.plugin import (
+    FeedView,
+    ParsedDataset,
+    PreviousImport,
+    Register,
+    SequenceContext,
+    Sequenced,
+    check_dataset_date,
+    within_dataset,
+)
 from importer.temporal import OPEN_END, TableDelta
 from registers.autorisation import parser
 from registers.autorisation import tables as schema
@@ -40,8 +49,22 @@ class AutorisationRegister(Register):
     settings_defaults: Mapping[str, Any] = {
         # Refuse a dump that would close more currently valid authorisations than this, unless forced.
         "reduction_guard": 100,
+        # Refuse a dump that would change more than this share of the currently valid authorisations (swapped
+        # or mis-encoded columns), unless forced; a real daily dump changes well under 1 %. Changes of at most
+        # `change_guard_min_rows` authorisations are never refused: a share needs a population (small test
+        # registers), and so few changes are quickly put right.
+        "change_guard": 0.2,
+        "change_guard_min_rows": 50,
+        # Refuse a dump dated more than this many days after the run's clock, unless forced: a dump is named by
+        # the Danish date it is valid from (up to a day ahead of UTC), and a supplier may deliver a few days
+        # early before holidays; a year typo is refused.
+        "max_future_days": 7.0,
         "max_age_days": 2.0,
     }
+    dataset_description = (
+        "an autorisation dataset is one file named <yyyyMMdd><anything>.csv (e.g. 20261122AutDK.csv), or a "
+        "directory holding exactly one such file"
+    )
     feed_views = (
         FeedView(
             path="autorisationsregisteret/autorisation/v1",
@@ -66,10 +89,23 @@ class AutorisationRegister(Register):
             return None
         return "csv"
 
-    def parse(self, path: Path, settings: Mapping[str, Any]) -> ParsedDataset:
-        return parser.parse_file(parser.dataset_file(path))
+    def could_be_dataset(self, path: Path) -> bool:
+        return path.is_dir() or path.suffix.lower() == ".csv"
 
-    def check_sequence(self, previous: PreviousImport | None, parsed: ParsedDataset) -> Sequenced:
+    def parse(self, path: Path, settings: Mapping[str, Any]) -> ParsedDataset:
+        file = parser.dataset_file(path)
+        if file == path:
+            return parser.parse_file(file)
+        try:  # a directory holding the file: name both
+            return parser.parse_file(file)
+        except DataError as error:
+            raise within_dataset(error, path.name) from None
+
+    def check_sequence(
+        self, previous: PreviousImport | None, parsed: ParsedDataset, context: SequenceContext
+    ) -> Sequenced:
+        notes = check_dataset_date(parsed.valid_from, context, what="dataset date", file=parsed.name,
+                                   default_future_days=float(self.settings_defaults["max_future_days"]))
         if previous is not None and parsed.version <= previous.version:
             rule = "same-date" if parsed.version == previous.version else "older-date"
             raise DataError.single(
@@ -78,20 +114,39 @@ class AutorisationRegister(Register):
                 f"{previous.version} ({previous.dataset})",
                 file=parsed.name,
             )
-        return Sequenced(valid_from=parsed.valid_from)
+        return Sequenced(valid_from=parsed.valid_from, notes=notes)
 
     def check_delta(self, deltas: Sequence[TableDelta], settings: Mapping[str, Any], force: bool) -> list[str]:
-        closed = sum(delta.closed for delta in deltas)
+        """The reduction guard (authorisations that disappear) and the change guard (authorisations whose
+        content changes: swapped columns, a mis-encoded dump), each refused unless forced, then audited."""
+        (delta,) = deltas
+        notes: list[str] = []
+        closed = delta.closed
         limit = int(settings["reduction_guard"])
-        if closed <= limit:
-            return []
-        if not force:
-            raise DataError.single(
-                "reduction-guard",
-                f"the dump would remove {closed} currently valid authorisations, more than the limit of {limit}; "
-                "import it with --force if the removal is real",
-            )
-        return [f"reduction guard overridden by --force: {closed} authorisations removed (limit {limit})"]
+        if closed > limit:
+            if not force:
+                raise DataError.single(
+                    "reduction-guard",
+                    f"the dump would remove {closed} currently valid authorisations, more than the limit of "
+                    f"{limit}; import it with --force if the removal is real",
+                )
+            notes.append(f"reduction guard overridden by --force: {closed} authorisations removed (limit {limit})")
+        changed = delta.updated
+        valid = delta.updated + delta.unchanged + delta.closed  # the open rows before this import
+        share = float(settings["change_guard"])
+        floor = int(settings["change_guard_min_rows"])
+        if valid and changed > floor and changed > share * valid:
+            percent = 100 * changed / valid
+            if not force:
+                raise DataError.single(
+                    "change-guard",
+                    f"the dump would change {changed} of {valid} currently valid authorisations ({percent:.1f} %), "
+                    f"more than change_guard {share:g} ({100 * share:g} %); swapped columns or a wrong encoding? "
+                    "Import it with --force if the changes are real",
+                )
+            notes.append(f"change guard overridden by --force: {changed} of {valid} authorisations changed "
+                         f"({percent:.1f} %, limit {100 * share:g} %)")
+        return notes
 
     def after_load(self, connection: sa.Connection, deltas: Sequence[TableDelta] | None) -> None:
         """Keep autreg2 equal to the open rows of Autorisation2, in the import's transaction.

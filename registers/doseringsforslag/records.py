@@ -6,10 +6,12 @@ one go. The limits are the table columns' (FORMATS.md §2): what passes here fit
 """
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from importer.errors import Problem
@@ -19,6 +21,14 @@ INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 DRUG_ID = (1, 10**11 - 1)  # at most 11 digits: BIGINT(11) on the platform
 DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
+# Hostile JSON is refused before Python's json module would fail on it (ValueError beyond 4,300 digits,
+# RecursionError from deep nesting): no column holds an integer of more than 19 digits (BIGINT), and a release
+# is three levels deep (root object, array, record).
+MAX_INTEGER_DIGITS = 19
+MAX_DEPTH = 20
+_STRING = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
+_OPEN = (ord("["), ord("{"))
+_CLOSE = (ord("]"), ord("}"))
 
 
 @dataclass(frozen=True)
@@ -47,15 +57,61 @@ class FileProblems(Exception):
         self.problems = problems
 
 
+class _LongInteger(str):
+    """An integer literal too long for any column, kept as its text so it can be located and reported."""
+
+
+def _parse_int(text: str) -> int | _LongInteger:
+    return _LongInteger(text) if len(text.lstrip("-")) > MAX_INTEGER_DIGITS else int(text)
+
+
+def _nesting_problem(spec: FileSpec, text: str) -> Problem | None:
+    """The first place where arrays/objects nest deeper than MAX_DEPTH, outside strings; vectorised."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return None
+    structure = _STRING.sub("", text)  # JSON strings hold no raw line ends: lines are kept
+    codes = np.frombuffer(structure.encode("utf-32-le", "replace"), dtype=np.uint32)
+    steps = np.isin(codes, _OPEN).astype(np.int32) - np.isin(codes, _CLOSE).astype(np.int32)
+    depth = np.cumsum(steps)
+    deepest = np.flatnonzero(depth > MAX_DEPTH)
+    if not len(deepest):
+        return None
+    line = structure.count("\n", 0, int(deepest[0])) + 1
+    return Problem("nesting-too-deep", f"arrays/objects nested more than {MAX_DEPTH} levels deep (a release has 3)",
+                   spec.name, line)
+
+
+def _long_integer_problem(spec: FileSpec, text: str, number: str) -> Problem:
+    found = re.search(r"[:\[,]\s*" + re.escape(number) + r"(?![0-9.eE])", text)
+    line = text.count("\n", 0, found.end() - len(number)) + 1 if found else None
+    return Problem("number-too-long", f"an integer of {len(number.lstrip('-'))} digits; no column holds more than "
+                   f"{MAX_INTEGER_DIGITS}", spec.name, line)
+
+
 def load_records(spec: FileSpec, text: str) -> list[Any]:
     """The root array (or the single root object, as a one-element list), or FileProblems."""
+    deep = _nesting_problem(spec, text)
+    if deep is not None:
+        raise FileProblems([deep])
+    long_integers: list[str] = []
+
+    def parse_int(literal: str) -> int | _LongInteger:
+        value = _parse_int(literal)
+        if isinstance(value, _LongInteger):
+            long_integers.append(literal)
+        return value
+
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_int=parse_int)
     except json.JSONDecodeError as error:
         raise FileProblems([Problem(
             "malformed-json", f"{error.msg} at line {error.lineno} column {error.colno} (character {error.pos})",
             spec.name, error.lineno,
         )]) from None
+    except RecursionError:  # not reached after the depth check; a refusal all the same if it ever is
+        raise FileProblems([Problem("nesting-too-deep", "arrays/objects nested too deep", spec.name)]) from None
+    if long_integers:
+        raise FileProblems([_long_integer_problem(spec, text, long_integers[0])])
     if not isinstance(document, dict) or spec.root not in document:
         raise FileProblems([Problem("root-key", f"the file must be a JSON object with the key {spec.root!r}",
                                     spec.name)])

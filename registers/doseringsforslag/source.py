@@ -23,6 +23,12 @@ RELATIONS_FILE = "DrugsDosageStructures.json"
 FILE_NAMES = (VERSION_FILE, UNITS_FILE, DRUGS_FILE, STRUCTURES_FILE, RELATIONS_FILE)
 
 UTF8_BOM = b"\xef\xbb\xbf"
+V2_DATA_FILE = "doseringsforslag.csv"
+DATASET_DESCRIPTION = (
+    "a doseringsforslag dataset is a directory or a ZIP holding either the five JSON files of format v1 "
+    f"({', '.join(FILE_NAMES)}) or one delimited data file {V2_DATA_FILE} of format v2 (optionally with "
+    f"{VERSION_FILE})"
+)
 C1_CONTROL = re.compile("[\x80-\x9f]")
 _READ_CHUNK = 1 << 20
 
@@ -66,14 +72,13 @@ def read_dataset(path: Path, zip_max_bytes: int) -> tuple[dict[str, RawFile], st
         return _read_zip(path, zip_max_bytes), "zip"
     if not path.exists():
         raise DataError.single("dataset-missing", "the dataset path does not exist", file=path.name)
-    raise DataError.single(
-        "dataset-kind", "a doseringsforslag dataset is a directory or a ZIP holding the five JSON files",
-        file=path.name,
-    )
+    raise DataError.single("dataset-kind", f"not a dataset: {DATASET_DESCRIPTION}", file=path.name)
 
 
 def _read_directory(path: Path) -> dict[str, RawFile]:
     missing = [name for name in FILE_NAMES if not (path / name).is_file()]
+    if len(missing) == len(FILE_NAMES):
+        raise _neither(path.name, sorted(child.name for child in path.iterdir()))
     if missing:
         raise _missing(missing, hint={})
     return {name: RawFile(name, (path / name).read_bytes()) for name in FILE_NAMES}
@@ -86,6 +91,8 @@ def _read_zip(path: Path, max_bytes: int) -> dict[str, RawFile]:
             _check_member_names(path.name, [member.filename for member in members])
             by_name = {member.filename: member for member in members}
             missing = [name for name in FILE_NAMES if name not in by_name]
+            if len(missing) == len(FILE_NAMES) and not any("/" in name for name in by_name):
+                raise _neither(path.name, sorted(by_name))
             if missing:
                 nested = {PurePosixPath(m.filename).name: m.filename for m in members if "/" in m.filename}
                 raise _missing(missing, hint=nested)
@@ -138,6 +145,12 @@ def _read_capped(archive: zipfile.ZipFile, member: zipfile.ZipInfo, budget: int,
                 raise too_big()
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _neither(dataset: str, found: list[str]) -> DataError:
+    """None of the v1 files (and, since v2 was not recognised, no v2 data file either)."""
+    shown = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10 else "") or "nothing"
+    return DataError.single("dataset-kind", f"not a dataset (found {shown}): {DATASET_DESCRIPTION}", file=dataset)
 
 
 def _missing(names: list[str], hint: Mapping[str, str]) -> DataError:

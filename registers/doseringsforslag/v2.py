@@ -26,7 +26,7 @@ from registers.doseringsforslag.dosage.derive import Derived, Row, derive
 from registers.doseringsforslag.records import FileProblems, load_records, validate
 
 FORMAT = "v2"
-DATA_FILE = "doseringsforslag.csv"
+DATA_FILE = source.V2_DATA_FILE
 REQUIRED = ("drugid", "name", "enhed_e", "enhed_f", "kode", "iteration", "type", "mapning", "tekst")
 OPTIONAL = ("version", "maalgruppe")
 ALIASES = {"pname": "name"}  # older files
@@ -35,6 +35,7 @@ UNUSED_DATE = "2000-01-01"  # lmsDate/daDate: "not used", and what every publish
 _NAME_DATE = re.compile(r"(20\d\d)-?(\d\d)-?(\d\d)")
 _NAME_RELEASE = re.compile(r"release[-_ ]?0*(\d{1,9})(?!\d)", re.IGNORECASE)
 _HEADER_BYTES = 4096
+_RELEASE_NUMBER = re.compile(r"[0-9]{1,19}")  # ASCII digits, at most BIGINT's
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,7 @@ def _read(path: Path, max_bytes: int) -> tuple[DataFile, source.RawFile | None, 
         files = _read_zip(path, max_bytes)
         kind = "zip"
     else:
-        raise DataError.single("dataset-kind", "a doseringsforslag v2 dataset is a directory or a ZIP holding one "
-                               f"delimited data file ({DATA_FILE})", file=path.name)
+        raise DataError.single("dataset-kind", f"not a dataset: {source.DATASET_DESCRIPTION}", file=path.name)
     data = [f for f in files.values() if _is_candidate(f.name) and (f.name == DATA_FILE or header(_first_line(
         f.data)))]
     if len(data) != 1:
@@ -220,9 +220,10 @@ def _release(data: DataFile, raw_version: source.RawFile | None, versions: dict[
                                f"line {versions[first]}, {second!r} from line {versions[second]}); a release has one",
                                file=data.name, line=versions[second])
     (number,) = versions
-    if not number.isdigit() or int(number) < 1:
-        raise DataError.single("release-number", f"version {number!r} is not a release number", file=data.name,
-                               line=versions[number] or None)
+    if not _RELEASE_NUMBER.fullmatch(number) or not 1 <= int(number) <= parser.RELEASE.bounds[1]:
+        shown = number if len(number) <= 40 else f"{number[:20]}... ({len(number)} characters)"
+        raise DataError.single("release-number", f"version {shown!r} is not a release number (1 to "
+                               f"{parser.RELEASE.bounds[1]})", file=data.name, line=versions[number] or None)
     match = _NAME_DATE.search(dataset)
     when, origin = (data.modified, "the data file's modification date")
     if match:

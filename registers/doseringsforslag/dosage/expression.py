@@ -23,6 +23,11 @@ from registers.doseringsforslag.dosage.model import (
 )
 
 _BRACES = re.compile(r"\{([^{}]*)\}")
+# Hostile or mistyped numbers are refused as such instead of failing int() (over 4,300 digits) or rendering a
+# billion-digit quantity: days and iterations have at most 5 digits, quantities at most 9 on each side.
+MAX_DAY_DIGITS = 5
+MAX_QUANTITY_DIGITS = 9
+_SMALL_NUMBER = re.compile(rf"[0-9]{{1,{MAX_DAY_DIGITS}}}")
 _DAY = re.compile(r"dag\s*(\d+)\s*:\s*([^a-zA-Z]*)", re.IGNORECASE)
 _KINDS = {kind.value: kind for kind in DoseKind}
 
@@ -45,6 +50,11 @@ def quantity(text: str) -> Decimal:
         raise ExpressionError(f"{text.strip()!r} is not a quantity") from None
     if not value.is_finite() or value < 0:
         raise ExpressionError(f"{text.strip()!r} is not a quantity")
+    exponent = value.as_tuple().exponent
+    if value.adjusted() >= MAX_QUANTITY_DIGITS or (isinstance(exponent, int) and exponent < -MAX_QUANTITY_DIGITS):
+        shown = text.strip() if len(text.strip()) <= 40 else text.strip()[:37] + "..."
+        raise ExpressionError(f"{shown!r} is not a plausible quantity (at most {MAX_QUANTITY_DIGITS} digits before "
+                              f"and after the decimal point)")
     return value
 
 
@@ -69,8 +79,9 @@ def parse_period(kind_text: str, iteration_text: str, expression: str) -> Period
     if kind is None:
         raise ExpressionError(f"unknown type {kind_text.strip()!r} (expected M+M+A+N, N daglig, PN or FT)")
     iteration_text = iteration_text.strip()
-    if not iteration_text.isdigit():
-        raise ExpressionError(f"iteration {iteration_text!r} is not a number of days")
+    if not _SMALL_NUMBER.fullmatch(iteration_text):
+        shown = iteration_text if len(iteration_text) <= 40 else iteration_text[:37] + "..."
+        raise ExpressionError(f"iteration {shown!r} is not a number of days (at most {MAX_DAY_DIGITS} digits)")
     iteration = int(iteration_text)
     expression = expression.strip()
     if not expression:
@@ -78,7 +89,12 @@ def parse_period(kind_text: str, iteration_text: str, expression: str) -> Period
     if kind is DoseKind.FREE_TEXT:
         return Period(kind, iteration, (), expression, expression)
     if re.search("dag", expression, re.IGNORECASE):
-        days = tuple(Day(int(number), _doses(kind, text)) for number, text in _DAY.findall(expression))
+        found = _DAY.findall(expression)
+        for number, _ in found:
+            if not _SMALL_NUMBER.fullmatch(number):
+                shown = number if len(number) <= 40 else number[:37] + "..."
+                raise ExpressionError(f"day number {shown!r} is not a day (at most {MAX_DAY_DIGITS} digits)")
+        days = tuple(Day(int(number), _doses(kind, text)) for number, text in found)
         if not days:
             raise ExpressionError(f"no 'dag N: ...' in {expression!r}")
         if any(day.number < 1 for day in days):

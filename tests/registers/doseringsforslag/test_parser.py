@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from importer.errors import DataError
-from importer.plugin import ParsedDataset, PreviousImport
+from importer.plugin import ParsedDataset, PreviousImport, SequenceContext
 from registers.doseringsforslag import REGISTER
 from tests.registers.doseringsforslag.kit import release_files, write_release
 from tests.registers.doseringsforslag.reference import DATA
@@ -175,6 +175,9 @@ def _corrupt_zip(path: Path) -> Path:
     return path
 
 
+NOW = SequenceContext(now=datetime(2026, 11, 22, 12, 0, 0))
+
+
 @pytest.mark.parametrize(
     ("previous", "number", "rule"),
     [(29, 29, "same-release"), (29, 14, "older-release")],
@@ -184,13 +187,13 @@ def test_a_release_not_newer_than_the_last_is_refused(previous: int, number: int
     parsed = ParsedDataset(name=f"release-{number}", version=str(number), valid_from=datetime(2016, 1, 1),
                            frames={}, files={})
     with pytest.raises(DataError, match=rule):
-        REGISTER.check_sequence(last, parsed)
+        REGISTER.check_sequence(last, parsed, NOW)
 
 
 def test_release_numbers_compare_as_numbers_not_text() -> None:
     last = PreviousImport(version="9", valid_from=datetime(2016, 1, 1), dataset="release-9")
     parsed = ParsedDataset(name="release-10", version="10", valid_from=datetime(2016, 2, 1), frames={}, files={})
-    sequenced = REGISTER.check_sequence(last, parsed)
+    sequenced = REGISTER.check_sequence(last, parsed, NOW)
     assert sequenced.valid_from == datetime(2016, 2, 1) and sequenced.warnings == []
 
 
