@@ -207,13 +207,17 @@ class RegisterWorker:
                 if reason is None:
                     regular.append(entry)
                     continue
-                target = inbox.set_aside(self.root, self.name, entry)
+                self._set_aside(entry, reason, "symbolic links are never followed; only regular files and "
+                                "directories are read")
             except FileNotFoundError:
                 continue  # gone since the scan
-            self.metrics.set_aside.labels(self.name, reason).inc()
-            log.warning("inbox entry set aside: not a regular dataset", entry=entry.name, reason=reason,
-                        moved_to=str(target.relative_to(self.root)))
         return regular
+
+    def _set_aside(self, entry: Path, reason: str, explanation: str) -> None:
+        target = inbox.set_aside(self.root, self.name, entry)
+        self.metrics.set_aside.labels(self.name, reason).inc()
+        log.warning("inbox entry set aside: not a dataset", entry=entry.name, reason=reason, why=explanation,
+                    moved_to=str(target.relative_to(self.root)))
 
     def _ready(self, dataset: Path) -> bool:
         quiet = float(self.config["quiet_period_s"])
@@ -236,6 +240,9 @@ class RegisterWorker:
             waiting = inbox.pending(self.root, self.name)
             if not waiting or not self._ready(waiting[0]) or self.stopping.is_set():
                 return False
+            if not self.register.could_be_dataset(waiting[0]):
+                self._set_aside(waiting[0], "not-a-dataset", self.register.dataset_description)
+                return True
             try:
                 dataset = inbox.claim(self.root, self.name, waiting[0])
             except FileNotFoundError:  # taken away (by an operator) since the scan: rescan

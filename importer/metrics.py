@@ -40,7 +40,7 @@ class ImporterMetrics:
         self.failures = Counter("stamdata_import_failures", "Failed import attempts by reason (a data rule or "
                                 "'infrastructure')", ["register", "reason"], registry=r)
         self.set_aside = Counter("stamdata_inbox_set_aside", "Inbox entries moved to set-aside/ because they are no "
-                                 "regular dataset (reason: symlink, not-a-regular-file)", ["register", "reason"],
+                                 "dataset (reason: symlink, not-a-regular-file, not-a-dataset)", ["register", "reason"],
                                  registry=r)
         self.pending = Gauge("stamdata_import_pending_datasets", "Datasets waiting in the inbox or claimed",
                              ["register"], registry=r)

@@ -440,7 +440,10 @@ def test_symlinks_and_fifos_are_set_aside_and_never_stall_the_register(
     sqlite_databases: Databases, start_daemon: Start, tmp_path: Path
 ) -> None:
     databases = sqlite_databases  # the inbox's rules, whatever the database
-    daemon = start_daemon(databases)
+    daemon = start_daemon(databases, {"STAMDATA_DOSERINGSFORSLAG_QUIET_PERIOD_S": "0.6"})
+    stray = databases.inbox / "doseringsforslag" / "notes.txt"
+    stray.write_text("remember to call the supplier\n")
+    (inbox(databases) / "zz-readme.txt").write_text("not a dump\n")
     outside = write_dump(tmp_path / "elsewhere", "20261101AutDK.csv", FIRST)
     (inbox(databases) / "20261119AutDK.csv").symlink_to(outside)  # a dump outside the inbox
     (inbox(databases) / "20261120AutDK.csv").symlink_to("/dev/zero")
@@ -448,9 +451,14 @@ def test_symlinks_and_fifos_are_set_aside_and_never_stall_the_register(
     drop_atomically(databases, "20261122AutDK.csv", FIRST)
     wait_for(lambda: successes(databases) == ["20261122AutDK.csv"], 30, "the regular dataset")
     aside = inbox(databases) / "set-aside"
-    assert sorted(p.name for p in aside.iterdir()) == ["20261119AutDK.csv", "20261120AutDK.csv", "20261121AutDK.csv"]
+    wait_for(lambda: (aside / "zz-readme.txt").exists(), 30, "the stray file set aside")
+    assert sorted(p.name for p in aside.iterdir()) == [
+        "20261119AutDK.csv", "20261120AutDK.csv", "20261121AutDK.csv", "zz-readme.txt"]
     assert (aside / "20261119AutDK.csv").is_symlink() and outside.exists(), "the link moved, its target untouched"
-    assert not (inbox(databases) / "LOCKED").exists()
+    wait_for(lambda: (stray.parent / "set-aside" / "notes.txt").exists(), 30, "the stray file of doseringsforslag")
+    for register in ("autorisation", "doseringsforslag"):
+        assert not (databases.inbox / register / "LOCKED").exists(), register
+    assert daemon.saw("inbox entry set aside: not a dataset", entry="notes.txt", reason="not-a-dataset")
     samples = metric_samples(daemon)
     assert samples[("stamdata_inbox_set_aside_total", (("reason", "symlink"), ("register", REGISTER)))] == 2
     assert samples[("stamdata_inbox_set_aside_total", (("reason", "not-a-regular-file"), ("register", REGISTER)))] == 1
