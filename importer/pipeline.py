@@ -149,6 +149,8 @@ class Pipeline:
         stage("parse")
         timings: dict[str, float] = {}
         began = time.perf_counter()
+        if path.exists() and not (path.is_file() or path.is_dir()):  # a FIFO or a device would block or never end
+            raise DataError.single("not-a-regular-file", "a dataset is a regular file or a directory", file=path.name)
         try:
             parsed = register.parse(path, settings)
         except OSError as error:

@@ -1,6 +1,7 @@
 """The real command line in a subprocess: exit codes, summaries, JSON logs, configuration, privacy."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -180,3 +181,11 @@ def test_replay_reads_the_daemons_archive_as_the_daemon_writes_it(databases: Dat
     outcomes = [(row["Dataset"], row["Outcome"])
                 for row in databases.rows("production", "autorisationimporterImportStatus", "Id")]
     assert outcomes == [("20251231AutDK.csv", "SUCCESS"), ("20260101AutDK.csv", "SUCCESS")]
+
+
+def test_a_fifo_given_as_a_dataset_is_refused_not_read_for_ever(sqlite_databases: Databases, tmp_path: Path) -> None:
+    fifo = tmp_path / "20261120AutDK.csv"
+    os.mkfifo(fifo)
+    result = run_cli("import", "autorisation", str(fifo), env=sqlite_databases.environ(), timeout=60)
+    assert result.exit_code == 1
+    assert "20261120AutDK.csv: not-a-regular-file:" in result.stderr

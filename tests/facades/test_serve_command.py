@@ -113,3 +113,39 @@ def test_a_facade_session_cannot_write_even_with_an_account_that_could(databases
         facades.close()
     assert len(databases.rows("production", "autreg2")) == len(FIRST)
     assert {row["Efternavn"] for row in databases.rows("production", "Autorisation2")} != {"x"}
+
+
+def test_serve_on_a_missing_database_creates_nothing_and_is_red(databases: Databases, tmp_path: Path) -> None:
+    port = free_port()
+    missing = databases.production_url + "_missing" if databases.backend == "mariadb" else \
+        f"sqlite:///{tmp_path / 'absent' / 'production.sqlite'}"
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("STAMDATA_")}
+    environment.update(databases.environ(STAMDATA_LISTEN=f"127.0.0.1:{port}", STAMDATA_PRODUCTION_URL=missing))
+    process = subprocess.Popen([sys.executable, "-m", "importer", "serve"], env=environment, cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        def status() -> httpx.Response | None:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/status", timeout=10)
+            except httpx.HTTPError:
+                assert process.poll() is None
+                return None
+
+        answer = wait_for(status, 30, "serve to answer")
+        assert answer.status_code == 500 and "unreachable" in answer.text.splitlines()[0]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    sys.stdout.write(output.decode())
+    assert process.returncode == 0
+    if databases.backend == "mariadb":
+        server = sa.create_engine(MARIADB_URL)
+        try:
+            with server.connect() as connection:
+                name = make_url(missing).database
+                assert connection.execute(sa.text("SELECT COUNT(*) FROM information_schema.schemata WHERE "
+                                                  "schema_name = :name"), {"name": name}).scalar() == 0
+        finally:
+            server.dispose()
+    else:
+        assert not (tmp_path / "absent").exists()
