@@ -20,6 +20,7 @@ autorisation2 = sa.Table(
     *temporal_columns(),
     sa.Index("ix_Autorisation2_PID_ModifiedDate", "AutorisationPID", "ModifiedDate"),
     sa.Index("ix_Autorisation2_Autorisationsnummer_ValidTo_ValidFrom", "Autorisationsnummer", "ValidTo", "ValidFrom"),
+    sa.Index("ix_Autorisation2_ModifiedDate_PID", "ModifiedDate", "AutorisationPID"),  # the feed's page order
     **MYSQL_TABLE_OPTIONS,
 )
 

@@ -23,6 +23,7 @@ def _indexes(table: str, key: str) -> list[sa.Index]:
     return [
         sa.Index(f"ix_{table}_PID_ModifiedDate", f"{table}PID", "ModifiedDate"),
         sa.Index(f"ix_{table}_{key}_ValidTo_ValidFrom", key, "ValidTo", "ValidFrom"),
+        sa.Index(f"ix_{table}_ModifiedDate_PID", "ModifiedDate", f"{table}PID"),  # the feed's page order
     ]
 
 

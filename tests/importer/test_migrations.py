@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.operations import toimpl
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from importer import migrate
@@ -189,3 +191,34 @@ def test_the_status_page_is_red_while_the_database_is_behind_the_expected_schema
     assert not report.ok
     assert report.reason == (f"production database at schema revision V20261122_1200, "
                              f"expected {migrate.head_revision()}")
+
+
+def schema_drift(url: str, metadata: sa.MetaData) -> list[Any]:
+    """What Alembic finds between a migrated database and a register's declared tables (that register's only)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={
+                "compare_type": True,
+                "include_name": lambda name, kind, parent: kind != "table" or name in metadata.tables,
+            })
+            return list(compare_metadata(context, metadata))
+    finally:
+        engine.dispose()
+
+
+def test_the_migrations_build_exactly_what_every_register_declares(databases: Databases) -> None:
+    engine = create_engine(databases.production_url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    for name, register in discover().items():
+        assert schema_drift(databases.production_url, register.metadata) == [], name
+
+    # And the check sees a drift: a copy of a register's tables with one index more.
+    drifted = sa.MetaData()
+    for table in discover()["autorisation"].metadata.tables.values():
+        table.to_metadata(drifted)
+    sa.Index("ix_drifted", drifted.tables["autreg2"].c.surname)
+    assert [change[0] for change in schema_drift(databases.production_url, drifted)] == ["add_index"]
