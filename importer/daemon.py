@@ -383,7 +383,7 @@ class Daemon:
         health = HealthChecker(self.settings, self.registers, self.clock)
         # HTTP first: while the databases are still being waited for, /status already says why it is red.
         # The read-only façades share the app; they connect lazily with the façade account (facade_url).
-        facades = FacadeDatabase(self.settings.facade_database_url)
+        facades = FacadeDatabase(self.settings.facade_database_url, self.clock)
         app = create_app(health, self.metrics, facades, list(self.registers.values()))
         web = WebServer(app, self.settings.listen)
         try:

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from importer import feed as feeds
+from importer.clock import Clock, SystemClock
 from importer.db import create_engine
 from importer.errors import InfrastructureError
 from importer.logs import get_logger
@@ -38,8 +39,9 @@ UNLOGGED_PATHS = frozenset({"/status", "/metrics"})
 class FacadeDatabase:
     """Read-only connections, created lazily so an unreachable database is a 503, not a failed start."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, clock: Clock | None = None) -> None:
         self.url = url
+        self.clock = clock or SystemClock()  # "now" of every answer (the feed's `updated`, a look-up's default)
         self._engine: sa.Engine | None = None
         self._lock = threading.Lock()
 

@@ -7,7 +7,7 @@ are rendered from each view's own fields.
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from importer import feed as feeds
+from importer.clock import whole_seconds
 from importer.facades import PROBLEM_RESPONSES, FacadeDatabase
 
 ATOM = "application/atom+xml"
@@ -102,7 +103,7 @@ def _feed_endpoint(view: feeds.Feed, database: FacadeDatabase) -> Callable[..., 
         after = feeds.Token.parse(offset)
         with database.connect() as connection:
             entries = feeds.read_page(connection, view, after, max_records)
-        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        now = whole_seconds(database.clock.now())
         if wants_json(request.headers.get("accept", "")):
             return Response(feeds.render_json(view, entries, after, now), media_type="application/json")
         size = feeds.page_size(max_records)

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
+from importer.clock import whole_seconds
 from importer.facades import PROBLEM, PROBLEM_RESPONSES, FacadeDatabase, Problem
 from registers.autorisation import tables as schema
 from registers.autorisation.parser import EDUCATION
@@ -64,13 +65,13 @@ def _time(moment: datetime) -> str:
     return f"{moment:%Y-%m-%dT%H:%M:%S}Z"
 
 
-def moment_of(at: datetime | date | None) -> datetime:
-    """A date means its first second; zoned times are converted to UTC, naive ones are UTC already.
+def moment_of(at: datetime | date | None, now: datetime) -> datetime:
+    """A date means its first second; zoned times are converted to UTC, naive ones are UTC already; none is `now`.
 
     A zone that would carry the moment past the calendar's ends clamps it there (nothing is valid at either end).
     """
     if at is None:
-        return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        return whole_seconds(now)
     if not isinstance(at, datetime):
         return datetime(at.year, at.month, at.day)
     offset = at.utcoffset()
@@ -139,7 +140,7 @@ def router(database: FacadeDatabase) -> APIRouter:
             description="A date (yyyy-MM-dd: its first second, UTC) or an ISO 8601 date-time; default now",
             examples=["2026-11-21"])] = None,
     ) -> AuthorisationAt:
-        moment = moment_of(at)
+        moment = moment_of(at, database.clock.now())
         table = schema.autorisation2.c
         with database.connect() as connection:
             row = connection.execute(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from importer.clock import SystemClock
+from importer.clock import Clock, SystemClock
 from importer.facades import FacadeDatabase
 from importer.health import HealthChecker
 from importer.pipeline import Pipeline
@@ -38,12 +38,13 @@ def import_sample(databases: Databases, directory: Path) -> None:
 
 
 @contextmanager
-def serve(databases: Databases, facade_url: str | None = None) -> Iterator[Served]:
+def serve(databases: Databases, facade_url: str | None = None, clock: Clock | None = None) -> Iterator[Served]:
     """uvicorn in a thread (the daemon's WebServer), so requests cross a real socket and the real ASGI stack."""
     settings = databases.settings()
     registers = discover()
-    facades = FacadeDatabase(facade_url or settings.facade_database_url)
-    health = HealthChecker(settings, registers, SystemClock())
+    clock = clock or SystemClock()
+    facades = FacadeDatabase(facade_url or settings.facade_database_url, clock)
+    health = HealthChecker(settings, registers, clock)
     port = free_port()
     server = WebServer(create_app(health, None, facades, list(registers.values())), f"127.0.0.1:{port}")
     server.start()

@@ -1,6 +1,7 @@
 """Autorisation and dosage lookups over real HTTP, on SQLite and MariaDB: answers, history, privacy, refusals."""
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import structlog
 from importer.pipeline import Pipeline
 from importer.plugin import discover
 from tests.conftest import Databases
+from tests.daemon.clock import ManualClock
 from tests.facades.server import Served, serve
 from tests.registers.autorisation.kit import write_dump
 from tests.registers.doseringsforslag.kit import release_files, write_release
@@ -140,3 +142,21 @@ def assert_malformed_input_is_a_422_problem_that_neither_echoes_it_nor_shows_a_t
         body = response.json()
         assert body["status"] == 422 and body["title"] and body["errors"], path
         assert "Traceback" not in response.text and "0101801234" not in response.text, path
+
+
+def test_now_is_the_injected_clock_for_lookups_and_the_feed(databases: Databases, tmp_path: Path) -> None:
+    pipeline = Pipeline(databases.settings())
+    try:
+        pipeline.import_dataset(discover()["autorisation"], write_dump(tmp_path, "20261120AutDK.csv", FIRST))
+        pipeline.import_dataset(discover()["autorisation"], write_dump(tmp_path, "20261121AutDK.csv", SECOND))
+    finally:
+        pipeline.close()
+    clock = ManualClock(datetime(2026, 11, 20, 12, 0, 0))  # between the two dumps' validity
+    with serve(databases, clock=clock) as running:
+        then = running.client.get("/autorisation/v1/authorisations/0A1B2").json()
+        assert (then["surname"], then["at"]) == ("Jensen", "2026-11-20T12:00:00Z")
+        clock.advance(86400)
+        assert running.client.get("/autorisation/v1/authorisations/0A1B2").json()["surname"] == "Jensen-Holm"
+        caught_up = running.client.get("/replication/autorisationsregisteret/autorisation/v1",
+                                       params={"offset": "9" * 20}, headers={"Accept": "application/json"})
+        assert caught_up.json()["updated"] == "2026-11-21T12:00:00Z"  # an empty page is dated by the clock
