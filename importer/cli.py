@@ -15,14 +15,15 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from importer import __version__, inbox, migrate, status
+from importer import __version__
 from importer.clock import SystemClock
 from importer.config import Settings, check_registers, load_settings
 from importer.errors import ImporterError, UsageError
-from importer.health import HealthChecker
+from importer.http.health import HealthChecker
+from importer.load import inbox, migrate, status
+from importer.load.pipeline import Pipeline, RunSummary
+from importer.load.plugin import Register, discover, lookup
 from importer.logs import configure_logging, get_logger
-from importer.pipeline import Pipeline, RunSummary
-from importer.plugin import Register, discover, lookup
 from importer.privacy import mask_cpr
 from importer.signals import restore_default_handling
 
@@ -160,7 +161,7 @@ def run() -> None:
 
     Serves /status, /metrics and the read-only façades on STAMDATA_LISTEN; stops cleanly on SIGTERM/SIGINT (exit 0).
     """
-    from importer.daemon import Daemon  # the daemon's web stack is only loaded by the command that needs it
+    from importer.daemon.loop import Daemon  # the daemon's web stack is only loaded by the command that needs it
 
     with _exit_codes():
         code = Daemon(state.settings, discover()).run()
@@ -174,7 +175,7 @@ def serve() -> None:
     For hosts that only answer queries: reads with the façade account (STAMDATA_FACADE_URL, default the
     production URL), listens on STAMDATA_LISTEN, stops on SIGTERM/SIGINT. It never migrates or writes.
     """
-    from importer.serve import serve as serve_facades  # the web stack is only loaded by the commands that serve
+    from importer.http.serve import serve as serve_facades  # the web stack is only loaded by the commands that serve
 
     with _exit_codes():
         serve_facades(state.settings, discover())

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import context
 
 import migrations.rerunnable  # noqa: F401  (makes every revision's schema operations re-runnable)
-from importer.migrate import db_migrations_table
+from importer.load.migrate import db_migrations_table
 
 connection: sa.Connection = context.config.attributes["connection"]
 history = db_migrations_table(sa.MetaData())

@@ -159,8 +159,8 @@ def peak_rss_mb() -> float:
 
 def run_child(dump: Path) -> None:
     from importer.config import load_settings
+    from importer.load.pipeline import Pipeline
     from importer.logs import configure_logging
-    from importer.pipeline import Pipeline
     from registers.autorisation import REGISTER
 
     settings = load_settings()
@@ -218,7 +218,7 @@ def floor(db: str, workdir: Path, dump: Path) -> float:
 
 def rowwise(db: str, workdir: Path, lines: list[str], rows: int) -> float:
     """One SELECT and one INSERT or UPDATE per record, as the original importer did; scaled to N."""
-    from importer import migrate
+    from importer.load import migrate
     from registers.autorisation.tables import autorisation2
 
     sample = [line.split(";") for line in lines[:SAMPLE]]

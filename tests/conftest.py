@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from importer.config import Settings, load_settings
-from importer.plugin import Register
+from importer.load.plugin import Register
 
 MARIADB_URL = os.environ.get("STAMDATA_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 REQUIRE_MARIADB = bool(os.environ.get("STAMDATA_TEST_REQUIRE_MARIADB"))

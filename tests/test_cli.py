@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from importer import inbox
-from importer.daemon import dataset_hashes
+from importer.daemon.loop import dataset_hashes
+from importer.load import inbox
 from tests.conftest import Databases, run_cli
 from tests.registers.autorisation.kit import FIRST, SECOND, write_dump
 

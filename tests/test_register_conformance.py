@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from importer.errors import DataError
-from importer.pipeline import Pipeline
-from importer.plugin import Register, discover
-from importer.temporal import OPEN_END
+from importer.load.pipeline import Pipeline
+from importer.load.plugin import Register, discover
+from importer.load.temporal import OPEN_END
 from tests.conftest import Databases
 from tests.kit import ConformanceKit, frame_set, row_set
 

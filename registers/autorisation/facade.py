@@ -15,7 +15,8 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from importer.clock import whole_seconds
-from importer.facades import PROBLEM, PROBLEM_RESPONSES, FacadeDatabase, Problem
+from importer.http.database import FacadeDatabase
+from importer.http.problems import PROBLEM, PROBLEM_RESPONSES, ProblemDetails
 from registers.autorisation import tables as schema
 from registers.autorisation.parser import EDUCATION
 
@@ -124,7 +125,7 @@ def router(database: FacadeDatabase) -> APIRouter:
         summary="One authorisation as valid at a moment (default now)",
         responses={
             **PROBLEM_RESPONSES,
-            404: {"model": Problem, "description": "No such authorisation valid at that moment",
+            404: {"model": ProblemDetails, "description": "No such authorisation valid at that moment",
                   "content": {PROBLEM: {}}},
             200: {"content": {"application/json": {"example": {
                 "identifier": {"system": AUTHORISATION_SYSTEM, "value": "0A1B2"}, "educationCode": "7170",

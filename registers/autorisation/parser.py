@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from importer.errors import DataError, Problem
-from importer.plugin import ParsedDataset
+from importer.load.plugin import ParsedDataset
 
 FILE_NAME = re.compile(r"^(?P<date>.{8}).*\.csv$", re.IGNORECASE | re.DOTALL)
 DATE_DIGITS = re.compile(r"[0-9]{8}")

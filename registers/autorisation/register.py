@@ -6,10 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from importer.bulk import insert_rows
 from importer.errors import DataError
-from importer.logs import get_logger
-from importer.plugin import (
+from importer.load.bulk import insert_rows
+from importer.load.plugin import (
     FeedView,
     ParsedDataset,
     PreviousImport,
@@ -19,14 +18,15 @@ from importer.plugin import (
     check_dataset_date,
     within_dataset,
 )
-from importer.temporal import OPEN_END, TableDelta
+from importer.load.temporal import OPEN_END, TableDelta
+from importer.logs import get_logger
 from registers.autorisation import parser
 from registers.autorisation import tables as schema
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from importer.facades import FacadeDatabase
+    from importer.http.database import FacadeDatabase
 
 log = get_logger(__name__)
 

@@ -3,8 +3,8 @@
 import sqlalchemy as sa
 
 from importer.db import MYSQL_TABLE_OPTIONS, PidType
-from importer.status import import_status_table
-from importer.temporal import TemporalTable, pid_column, temporal_columns
+from importer.load.status import import_status_table
+from importer.load.temporal import TemporalTable, pid_column, temporal_columns
 
 metadata = sa.MetaData()
 

@@ -5,7 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, Field
 
-from importer.facades import PROBLEM, PROBLEM_RESPONSES, FacadeDatabase, Problem
+from importer.http.database import FacadeDatabase
+from importer.http.problems import PROBLEM, PROBLEM_RESPONSES, ProblemDetails
 from registers.doseringsforslag import query
 
 DRUG_ID_PATTERN = r"^[0-9]{1,11}$"
@@ -53,7 +54,8 @@ def router(database: FacadeDatabase) -> APIRouter:
         summary="A drug's dose proposals in the latest release",
         responses={
             **PROBLEM_RESPONSES,
-            404: {"model": Problem, "description": "The latest release has no such drug", "content": {PROBLEM: {}}},
+            404: {"model": ProblemDetails, "description": "The latest release has no such drug",
+                  "content": {PROBLEM: {}}},
             200: {"content": {"application/json": {"example": EXAMPLE}}},
         },
     )

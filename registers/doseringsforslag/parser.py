@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from importer.errors import DataError, Problem
-from importer.plugin import ParsedDataset
+from importer.load.plugin import ParsedDataset
 from registers.doseringsforslag import source
 from registers.doseringsforslag import tables as schema
 from registers.doseringsforslag.records import DRUG_ID, INT32, Field, FileProblems, FileSpec, load_records, validate

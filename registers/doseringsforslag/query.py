@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from importer.temporal import OPEN_END
+from importer.load.temporal import OPEN_END
 from registers.doseringsforslag import tables as schema
 
 

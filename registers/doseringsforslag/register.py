@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from importer.errors import DataError, UsageError
-from importer.plugin import (
+from importer.load.plugin import (
     FeedView,
     ParsedDataset,
     PreviousImport,
@@ -22,7 +22,7 @@ from registers.doseringsforslag.dosage import fmk
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from importer.facades import FacadeDatabase
+    from importer.http.database import FacadeDatabase
 
 FEED_PREFIX = "doseringsforslag"
 

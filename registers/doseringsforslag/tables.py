@@ -8,8 +8,8 @@ release's rows and insert the new ones, without a special mode in the engine.
 import sqlalchemy as sa
 
 from importer.db import MYSQL_TABLE_OPTIONS
-from importer.status import import_status_table
-from importer.temporal import TemporalTable, pid_column, temporal_columns
+from importer.load.status import import_status_table
+from importer.load.temporal import TemporalTable, pid_column, temporal_columns
 
 metadata = sa.MetaData()
 

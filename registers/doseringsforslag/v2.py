@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from importer.errors import DataError, Problem
-from importer.plugin import ParsedDataset
+from importer.load.plugin import ParsedDataset
 from registers.doseringsforslag import parser, source
 from registers.doseringsforslag.dosage.derive import Derived, Row, derive
 from registers.doseringsforslag.records import FileProblems, load_records, validate

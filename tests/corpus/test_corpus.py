@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from importer.cli import app
-from importer.plugin import discover
+from importer.load.plugin import discover
 from tests.conftest import Databases
 from tests.corpus.cases import BASELINES, CASES, CPR_PREFIX, Case, good_next, good_next_v2
 

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from importer.readiness import Readiness
+from importer.daemon.readiness import Readiness
 from tests.daemon.clock import ManualClock
 
 

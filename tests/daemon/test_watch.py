@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from importer.daemon.watch import InboxWatcher
 from importer.errors import UsageError
-from importer.watch import InboxWatcher
 
 
 class Recorder:

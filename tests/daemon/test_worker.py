@@ -2,13 +2,13 @@
 
 import threading
 
-from importer import inbox
-from importer.daemon import Options, RegisterWorker
-from importer.metrics import ImporterMetrics
-from importer.pipeline import Pipeline
-from importer.plugin import discover
-from importer.readiness import SETTLE_S
-from importer.systemd import Notifier
+from importer.daemon.loop import Options, RegisterWorker
+from importer.daemon.readiness import SETTLE_S
+from importer.daemon.systemd import Notifier
+from importer.http.metrics import ImporterMetrics
+from importer.load import inbox
+from importer.load.pipeline import Pipeline
+from importer.load.plugin import discover
 from tests.conftest import Databases
 from tests.daemon.clock import ManualClock
 from tests.daemon.harness import successes

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from importer import inbox
-from importer.daemon import backoff_delay, dataset_hashes
-from importer.locks import RegisterBusy
-from importer.pipeline import Pipeline
-from importer.systemd import Notifier
+from importer.daemon.loop import backoff_delay, dataset_hashes
+from importer.daemon.systemd import Notifier
+from importer.load import inbox
+from importer.load.locks import RegisterBusy
+from importer.load.pipeline import Pipeline
 from tests.conftest import Databases
 
 
@@ -127,7 +127,7 @@ def _file(path: Path) -> Path:
 
 def test_the_example_configuration_is_valid_for_every_register() -> None:
     from importer.config import load_settings
-    from importer.plugin import discover
+    from importer.load.plugin import discover
     from tests.conftest import REPO
 
     settings = load_settings(REPO / "ops" / "importer.toml", {})

@@ -5,8 +5,8 @@ from pathlib import Path
 import sqlalchemy as sa
 import structlog
 
-from importer.pipeline import Pipeline
-from importer.temporal import OPEN_END
+from importer.load.pipeline import Pipeline
+from importer.load.temporal import OPEN_END
 from registers.autorisation import REGISTER
 from tests.conftest import Databases
 from tests.registers.autorisation.kit import FIRST, SECOND, write_dump

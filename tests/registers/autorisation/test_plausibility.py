@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from importer.errors import DataError
-from importer.pipeline import Pipeline
+from importer.load.pipeline import Pipeline
 from registers.autorisation import REGISTER, parser
 from tests.conftest import Databases
 from tests.daemon.clock import ManualClock

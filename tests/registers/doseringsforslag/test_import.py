@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 
 from importer.errors import DataError
-from importer.pipeline import Pipeline
-from importer.temporal import OPEN_END
+from importer.load.pipeline import Pipeline
+from importer.load.temporal import OPEN_END
 from registers.doseringsforslag import REGISTER
 from registers.doseringsforslag.query import DrugProposals, proposals_for_drug
 from tests.conftest import Databases

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from importer.errors import DataError
-from importer.plugin import ParsedDataset, PreviousImport, SequenceContext
+from importer.load.plugin import ParsedDataset, PreviousImport, SequenceContext
 from registers.doseringsforslag import REGISTER
 from tests.registers.doseringsforslag.kit import release_files, write_release
 from tests.registers.doseringsforslag.reference import DATA

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from importer.errors import DataError
-from importer.plugin import ParsedDataset, PreviousImport, SequenceContext
+from importer.load.plugin import ParsedDataset, PreviousImport, SequenceContext
 from registers.doseringsforslag import REGISTER
 from registers.doseringsforslag.parser import SPEC_BY_FILE
 from registers.doseringsforslag.records import FileProblems, load_records

@@ -1,6 +1,6 @@
 """The register's declarations: what the engine and the façades build on."""
 
-from importer.plugin import Register
+from importer.load.plugin import Register
 from registers.autorisation import REGISTER as AUTORISATION
 from registers.doseringsforslag import REGISTER
 

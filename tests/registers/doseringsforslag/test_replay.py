@@ -4,7 +4,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from importer.temporal import OPEN_END
+from importer.load.temporal import OPEN_END
 from registers.doseringsforslag import REGISTER
 from registers.doseringsforslag.query import proposals_for_drug
 from tests.conftest import Databases, run_cli

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from importer.errors import DataError
-from importer.pipeline import Pipeline
+from importer.load.pipeline import Pipeline
 from registers.doseringsforslag import REGISTER
 from tests.conftest import Databases, run_cli
 from tests.kit import normalise

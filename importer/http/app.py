@@ -1,0 +1,143 @@
+"""The importer's HTTP face: one FastAPI app, served by the daemon itself on uvicorn in a thread.
+
+`create_app` builds the app from what it needs (a health checker, optionally metrics, the façades' database
+and the registers whose feed views and look-ups it serves), so `stamdata-importer serve` runs the same app
+without a daemon.
+"""
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import uvicorn
+from fastapi import FastAPI, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
+
+from importer.http import feed as feeds
+from importer.http.database import FacadeDatabase
+from importer.http.health import HealthChecker, HealthReport
+from importer.http.metrics import CONTENT_TYPE, ImporterMetrics
+from importer.http.problems import document_problems, install_access_log, install_problem_handlers
+from importer.http.replication import replication_router
+from importer.load.plugin import Register
+from importer.logs import get_logger
+
+log = get_logger(__name__)
+
+PROBED = frozenset({"/status", "/metrics"})  # what monitors probe, with HEAD as well as GET
+
+
+def create_app(
+    health: HealthChecker,
+    metrics: ImporterMetrics | None = None,
+    facades: FacadeDatabase | None = None,
+    registers: Sequence[Register] = (),
+) -> FastAPI:
+    """/status (and /metrics when given), plus the registers' read-only façades when a façade database is given.
+
+    The OpenAPI document is served at /openapi.json; the interactive docs stay off (they load scripts from
+    outside, which a backend host should not need).
+    """
+    app = FastAPI(
+        title="stamdata importer",
+        summary="Read-only façades over the national health reference registers: replication feed and lookups.",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    install_problem_handlers(app)
+    document_problems(app)
+    install_access_log(app)
+    if facades is not None:
+        include_facades(app, facades, registers)
+
+    health_content = {"text/plain": {"schema": {"type": "string"}, "example": "OK\n"},
+                      "application/json": {"schema": {"type": "object"}}}
+
+    @app.get("/status", tags=["operations"], response_class=Response,
+             responses={200: {"description": "Healthy", "content": health_content},
+                        500: {"description": "Not healthy; the first line names the reason",
+                              "content": health_content}})
+    async def get_status(format: str = Query("text", pattern="^(text|json)$")) -> Response:
+        report = await bounded_check(health)
+        if metrics is not None:
+            metrics.observe_health(report)
+        code = 200 if report.ok else 500
+        if format == "json":
+            return Response(report.as_json(), status_code=code, media_type="application/json")
+        return Response(report.as_text(), status_code=code, media_type="text/plain; charset=utf-8")
+
+    if metrics is not None:
+        exposed = metrics
+
+        @app.get("/metrics", tags=["operations"], response_class=Response)
+        async def get_metrics() -> Response:
+            report = await bounded_check(health)
+            exposed.observe_health(report)
+            return Response(exposed.exposition(), media_type=CONTENT_TYPE)
+
+    # HEAD too (the platform's monitors probe that way), answered by the same handlers, left out of the document.
+    for route in [route for route in app.routes if isinstance(route, APIRoute) and route.path in PROBED]:
+        app.add_api_route(route.path, route.endpoint, methods=["HEAD"], include_in_schema=False,
+                          response_class=Response)
+    return app
+
+
+async def bounded_check(health: HealthChecker) -> HealthReport:
+    """The health check, answered within its timeout whatever the database does.
+
+    The check does blocking database I/O, so it runs in a worker thread (the event loop keeps serving); a
+    database that froze makes it a red report after `timeout_s` instead of a request that hangs. The thread
+    itself ends when the connection's own read timeout (the same value) fires.
+    """
+    try:
+        return await asyncio.wait_for(run_in_threadpool(health.check), timeout=health.timeout_s)
+    except TimeoutError:
+        return await run_in_threadpool(health.unanswered)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return (host.strip("[]") or "127.0.0.1"), int(port)
+
+
+class WebServer:
+    """uvicorn in a background thread, stoppable from the daemon's shutdown path."""
+
+    def __init__(self, app: FastAPI, listen: str) -> None:
+        host, port = parse_listen(listen)
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+        # Outside the main thread uvicorn leaves signal handling alone: signals belong to the daemon.
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._serve, name="http", daemon=True)
+        self.error: BaseException | None = None
+
+    def _serve(self) -> None:
+        try:
+            asyncio.run(self.server.serve())
+        except BaseException as error:  # reported by start(); the thread must not die silently
+            self.error = error
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self.thread.start()
+        waited = 0.0
+        while not self.server.started and self.thread.is_alive() and waited < timeout_s:
+            self.thread.join(0.05)
+            waited += 0.05
+        if not self.server.started:
+            raise RuntimeError(f"HTTP server did not start: {self.error or 'timeout'}")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+def include_facades(app: FastAPI, database: FacadeDatabase, registers: Sequence[Register]) -> None:
+    """The feed of every declared view and every register's own lookup router, on the given app."""
+    app.include_router(replication_router(feeds.bind_views(registers), database))
+    for register in registers:
+        router = register.facade_router(database)
+        if router is not None:
+            app.include_router(router)

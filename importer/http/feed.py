@@ -1,0 +1,248 @@
+"""The replication feed of the copy-register protocol (FORMATS.md §4), independent of any register.
+
+A client stores the token of the last entry it read and asks for what follows. That is safe while imports
+run because every row an import inserts or closes carries that import's ModifiedDate, which is strictly
+greater than any earlier import's, and an import commits all of its rows at once: whatever commits between
+two pages sorts after the client's token. Ordering by (ModifiedDate, PID) and resuming strictly after the
+token therefore never skips nor repeats a row version; a row closed by a later import comes again, with its
+new ModifiedDate, under the same PID (the last ten digits of its token), so a copy keyed by PID converges.
+
+Which tables and columns a view exposes comes from the registers' `feed_views`; nothing here names a table.
+"""
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+import sqlalchemy as sa
+
+from importer.load.plugin import Register
+
+MAX_PAGE = 2000
+TOKEN_DIGITS = 20
+_EPOCH = datetime(1970, 1, 1)
+_LIMIT_10_DIGITS = 10**10
+ATOM_NS = "http://www.w3.org/2005/Atom"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+_VIEW_PATH = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)/([A-Za-z][A-Za-z0-9_-]*)/v([0-9]+)$")
+_XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+# Characters XML 1.0 cannot carry at all, even escaped.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+class BadToken(ValueError):
+    """An offset that is not a token of this protocol."""
+
+
+@dataclass(frozen=True, order=True)
+class Token:
+    """A position in a feed: ModifiedDate as epoch seconds and the PID, ten digits each."""
+
+    modified: int
+    pid: int
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Token":
+        """`0` or empty means from the start; anything else must be exactly twenty digits."""
+        if text is None or text in {"", "0"}:
+            return START
+        if len(text) != TOKEN_DIGITS or not text.isascii() or not text.isdigit():
+            raise BadToken(f"offset must be {TOKEN_DIGITS} digits (ModifiedDate epoch seconds + PID), or 0")
+        return cls(int(text[:10]), int(text[10:]))
+
+    @classmethod
+    def of(cls, modified: datetime, pid: int) -> "Token":
+        seconds = epoch_seconds(modified)
+        if not (0 <= seconds < _LIMIT_10_DIGITS and 0 <= pid < _LIMIT_10_DIGITS):
+            raise ValueError(f"ModifiedDate {modified} or PID {pid} does not fit a ten-digit token field")
+        return cls(seconds, pid)
+
+    @property
+    def modified_at(self) -> datetime:
+        return _EPOCH + timedelta(seconds=self.modified)
+
+    def __str__(self) -> str:
+        return f"{self.modified:010d}{self.pid:010d}"
+
+
+START = Token(0, 0)
+
+
+def epoch_seconds(moment: datetime) -> int:
+    """Naive database times are UTC; aware ones are converted."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return (moment - _EPOCH) // timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One declared view bound to the table it reads."""
+
+    register: str  # the first path segment, e.g. autorisationsregisteret (not necessarily the plugin name)
+    datatype: str
+    version: int
+    table: sa.Table
+    pid: sa.Column[Any]
+    fields: tuple[tuple[str, sa.Column[Any]], ...]  # exposed name -> column, in view order
+
+    @property
+    def path(self) -> str:
+        return f"{self.register}/{self.datatype}/v{self.version}"
+
+    @property
+    def feed_id(self) -> str:
+        return f"tag:nsi.dk,2011:{self.path}"
+
+    @property
+    def namespace(self) -> str:
+        return f"http://nsi.dk/-/stamdata/3.0/{self.register}"
+
+    def entry_id(self, token: Token) -> str:
+        return f"{self.feed_id}/{token}"
+
+
+def bind_views(registers: Iterable[Register]) -> list[Feed]:
+    """Every register's declared views, checked against its tables so a bad declaration fails at start-up."""
+    feeds: dict[str, Feed] = {}
+    for register in registers:
+        for view in register.feed_views:
+            match = _VIEW_PATH.match(view.path)
+            if match is None:
+                raise ValueError(f"{register.name}: feed view path {view.path!r} is not register/datatype/vN")
+            table = register.metadata.tables.get(view.table)
+            if table is None:
+                raise ValueError(f"{register.name}: feed view {view.path} names unknown table {view.table}")
+            (pid,) = table.primary_key.columns
+            if "ModifiedDate" not in table.c:
+                raise ValueError(f"{register.name}: feed view {view.path}: {view.table} has no ModifiedDate")
+            fields = []
+            for name, column in view.fields.items():
+                if column not in table.c or not _XML_NAME.match(name):
+                    raise ValueError(f"{register.name}: feed view {view.path}: bad field {name!r} -> {column!r}")
+                if column == pid.name:
+                    raise ValueError(f"{register.name}: feed view {view.path} must not expose the PID")
+                fields.append((name, table.c[column]))
+            feed = Feed(match.group(1), match.group(2), int(match.group(3)), table, pid, tuple(fields))
+            if feed.path in feeds:
+                raise ValueError(f"feed view {feed.path} is declared twice")
+            feeds[feed.path] = feed
+    return list(feeds.values())
+
+
+@dataclass(frozen=True)
+class Entry:
+    token: Token
+    modified: datetime
+    values: tuple[tuple[str, Any], ...]  # exposed name -> value, in view order
+
+
+def page_size(max_records: int | None) -> int:
+    return MAX_PAGE if max_records is None else max(1, min(max_records, MAX_PAGE))
+
+
+def read_page(connection: sa.Connection, feed: Feed, after: Token, max_records: int | None) -> list[Entry]:
+    """The protocol's page query, with bound parameters: `(ModifiedDate = t AND PID > p) OR ModifiedDate > t`."""
+    modified = feed.table.c.ModifiedDate
+    moment = after.modified_at
+    query = (
+        sa.select(feed.pid, modified, *(column for _, column in feed.fields))
+        .where(sa.or_(sa.and_(modified == moment, feed.pid > after.pid), modified > moment))
+        .order_by(modified, feed.pid)
+        .limit(page_size(max_records))
+    )
+    names = [name for name, _ in feed.fields]
+    entries = []
+    for row in connection.execute(query):
+        pid, changed, *values = row
+        entries.append(Entry(Token.of(changed, int(pid)), changed, tuple(zip(names, values, strict=True))))
+    return entries
+
+
+# --- Rendering --------------------------------------------------------------------------------------------
+
+
+def render_time(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M:%S}Z"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return render_time(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(int(value)) if value == value.to_integral_value() else str(value)
+    return str(value)
+
+
+def json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    return _text(value)
+
+
+def _xml_text(value: str) -> str:
+    # A carriage return would be folded into a line feed by every XML parser: keep it as a character reference.
+    return escape(_NOT_XML.sub("\ufffd", value)).replace("\r", "&#13;")
+
+
+def page_updated(entries: Sequence[Entry], now: datetime) -> datetime:
+    """The newest ModifiedDate on the page; for an empty page (caught up) the time of asking."""
+    return entries[-1].modified if entries else now
+
+
+def render_atom(feed: Feed, entries: Sequence[Entry], now: datetime, links: Mapping[str, str]) -> str:
+    """Atom 1.0: one entry per row version; its content is one element named after the datatype."""
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n',
+        f"<feed xmlns={quoteattr(ATOM_NS)}>",
+        f"<id>{_xml_text(feed.feed_id)}</id>",
+        f"<title>{_xml_text(feed.path)}</title>",
+        f"<updated>{render_time(page_updated(entries, now))}</updated>",
+        "<author><name>stamdata importer</name></author>",
+    ]
+    parts.extend(f"<link rel={quoteattr(rel)} href={quoteattr(href)}/>" for rel, href in links.items())
+    opening = f"<{feed.datatype} xmlns={quoteattr(feed.namespace)} xmlns:xsi={quoteattr(XSI_NS)}>"
+    for entry in entries:
+        parts.append(
+            f"<entry><id>{_xml_text(feed.entry_id(entry.token))}</id><title>{entry.token}</title>"
+            f"<updated>{render_time(entry.modified)}</updated>"
+            f'<content type="application/xml">{opening}'
+        )
+        for name, value in entry.values:
+            if value is None:
+                parts.append(f'<{name} xsi:nil="true"/>')
+            else:
+                parts.append(f"<{name}>{_xml_text(_text(value))}</{name}>")
+        parts.append(f"</{feed.datatype}></content></entry>")
+    parts.append("</feed>\n")
+    return "".join(parts)
+
+
+def render_json(feed: Feed, entries: Sequence[Entry], after: Token, now: datetime) -> str:
+    """The same page for clients that prefer JSON: entries with their ids, tokens and field values."""
+    document = {
+        "id": feed.feed_id,
+        "view": feed.path,
+        "updated": render_time(page_updated(entries, now)),
+        "offset": str(after),
+        "next": str(entries[-1].token if entries else after),
+        "entries": [
+            {
+                "id": feed.entry_id(entry.token),
+                "token": str(entry.token),
+                "updated": render_time(entry.modified),
+                "content": {name: json_value(value) for name, value in entry.values},
+            }
+            for entry in entries
+        ],
+    }
+    return json.dumps(document, ensure_ascii=False)

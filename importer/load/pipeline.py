@@ -1,0 +1,472 @@
+"""One dataset through the pipeline: parse, then preflight (one transaction), then production (one transaction).
+
+Both databases receive the same code path with the same transaction time, so production only ever sees
+what preflight has already accepted. If production failed after preflight committed, the next run finds
+preflight ahead and re-synchronises the register's preflight tables from production before it starts.
+"""
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+import structlog
+
+from importer.clock import Clock, SystemClock, whole_seconds
+from importer.config import Settings
+from importer.db import create_engine
+from importer.errors import DataError, ImporterError, InfrastructureError, as_infrastructure
+from importer.load import migrate, status
+from importer.load.bulk import SCRATCH_OPTION, insert_frame
+from importer.load.locks import RegisterLocks
+from importer.load.plugin import ParsedDataset, Register, SequenceContext
+from importer.load.scratch import ScratchDir
+from importer.load.snapshot import Snapshot, SnapshotStore, fingerprint
+from importer.load.status import RunCounts
+from importer.load.temporal import OutOfStep, TableDelta, apply_delta, compute_delta, open_state, row_digests
+from importer.logs import get_logger
+from importer.memory import release_freed_memory
+from importer.privacy import mask_cpr
+
+log = get_logger(__name__)
+
+StageCallback = Callable[[str], None]
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    register: str
+    dataset: str
+    version: str
+    committed: bool  # False for a validation run, which rolls back
+    valid_from: datetime
+    transaction_time: datetime
+    counts: RunCounts
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    run_id: str
+    dataset: str
+    started: datetime
+    ended: datetime
+    message: str
+
+
+@dataclass
+class _Outcome:
+    counts: RunCounts
+    valid_from: datetime
+    warnings: list[str]
+    notes: list[str]
+    deltas: list[TableDelta]
+
+
+class Pipeline:
+    """Imports datasets of any register into the configured preflight and production databases."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        timeout_s = float(settings.daemon["db_timeout_s"])
+        try:
+            self.scratch = ScratchDir(settings.state_dir)
+        except OSError as error:
+            raise InfrastructureError(f"cannot prepare scratch space in {settings.state_dir}: {error}") from error
+        scratch = {SCRATCH_OPTION: str(self.scratch.path)}
+        self.preflight = create_engine(settings.preflight_url, timeout_s=timeout_s).execution_options(**scratch)
+        self.production = create_engine(settings.production_url, timeout_s=timeout_s).execution_options(**scratch)
+        # One importer per register across processes (daemons and CLI alike); see importer/load/locks.py.
+        self.locks = RegisterLocks(self.production)
+        self.snapshots = SnapshotStore(settings.state_dir, fingerprint(settings.preflight_url, settings.production_url))
+        self._migrated = False
+        # Failed runs whose status row a database could not take when they failed, by (register, database).
+        self._unrecorded: dict[tuple[str, str], list[FailedRun]] = {}
+        self._guard = threading.Lock()
+
+    def close(self) -> None:
+        self.preflight.dispose()
+        self.production.dispose()
+        self.scratch.close()
+
+    def migrate(self) -> None:
+        for engine in (self.preflight, self.production):
+            migrate.upgrade(engine)
+        self._migrated = True
+
+    def import_dataset(
+        self,
+        register: Register,
+        path: Path,
+        *,
+        force: bool = False,
+        validate_only: bool = False,
+        on_stage: StageCallback | None = None,
+    ) -> RunSummary:
+        started = self.clock.now()
+        run_id = f"{register.name}-{int(started.replace(tzinfo=UTC).timestamp() * 1000)}"  # clock is naive UTC
+        stage = on_stage or (lambda _: None)
+        with structlog.contextvars.bound_contextvars(run_id=run_id, register=register.name):
+            try:
+                # Re-entrant: a daemon already holding the lock around claim and archive passes straight through.
+                with self.locks.hold(register.name, wait_s=float(self.settings.daemon["lock_wait_s"])):
+                    try:
+                        return self._run(register, path, run_id, force, validate_only, stage)
+                    except Exception as error:
+                        infrastructure = as_infrastructure(error, "importing") if not isinstance(
+                            error, ImporterError) else None
+                        if not validate_only:
+                            self._record_failed_run(register, run_id, path.name, started, infrastructure or error)
+                        if infrastructure is not None:
+                            raise infrastructure from error
+                        raise
+            except DataError as error:
+                log.error("dataset refused", dataset=path.name, rule=error.rule, reason=str(error))
+                raise
+            except ImporterError as error:
+                log.error("import failed", dataset=path.name, reason=str(error))
+                raise
+
+    def _run(
+        self, register: Register, path: Path, run_id: str, force: bool, validate_only: bool, stage: StageCallback
+    ) -> RunSummary:
+        settings = self.settings.for_register(register.name, register.settings_defaults)
+        with _infrastructure_errors("migrating"):
+            if not self._migrated:
+                self.migrate()
+
+        stage("parse")
+        timings: dict[str, float] = {}
+        began = time.perf_counter()
+        if path.exists() and not (path.is_file() or path.is_dir()):  # a FIFO or a device would block or never end
+            raise DataError.single("not-a-regular-file", "a dataset is a regular file or a directory", file=path.name)
+        try:
+            parsed = register.parse(path, settings)
+        except OSError as error:
+            raise InfrastructureError(f"cannot read {path}: {error}") from error
+        release_freed_memory()  # the parse's garbage, before the delta is built on top of its result
+        timings["parse"] = time.perf_counter() - began
+        parsed.name = path.name  # operators know a dataset by its inbox entry, whatever files it holds
+        log.info("dataset parsed", dataset=parsed.name, version=parsed.version, rows=parsed.rows_read,
+                 files=parsed.files, **parsed.details)
+
+        # Compared with the snapshot of the last import, and remembered for the next one.
+        digests = {spec.name: row_digests(spec, parsed.frames[spec.name]) for spec in register.tables}
+        status_table = register.metadata.tables[register.status_table_name]
+        targets: list[tuple[str, sa.Engine]] = [("preflight", self.preflight)]
+        if not validate_only:
+            targets.append(("production", self.production))
+        for attempt in (1, 2):
+            with _infrastructure_errors("preparing the import"):
+                if attempt == 1:
+                    in_step_at = self._resynchronise_if_needed(register, status_table)
+                else:
+                    self.snapshots.forget(register.name)
+                    resynchronise(register, self.production, self.preflight)
+                    in_step_at = None
+                transaction_time = self._next_transaction_time(status_table)
+            known = self.snapshots.load(register.name, in_step_at)
+            outcomes: dict[str, _Outcome] = {}
+            try:
+                for name, engine in targets:
+                    stage(name)
+                    began = time.perf_counter()
+                    outcomes[name] = self._load(
+                        engine, name, register, parsed, settings, status_table, run_id, transaction_time, force,
+                        commit=not validate_only, planned=outcomes["preflight"].deltas if outcomes else None,
+                        known=known, digests=digests,
+                    )
+                    timings[name] = time.perf_counter() - began
+                break
+            except OutOfStep as error:
+                # Production's history is not what preflight's was (edited by hand, restored from a backup):
+                # production is the truth, so copy it into preflight and import again, once.
+                if attempt == 2:
+                    raise
+                log.warning("production out of step with preflight; re-synchronising and retrying", reason=str(error))
+
+        if not validate_only:
+            self.snapshots.save(register.name, Snapshot(
+                databases=self.snapshots.databases,
+                transaction_time=transaction_time,
+                open_state={spec.name: open_state(spec, parsed.frames[spec.name], digests[spec.name])
+                            for spec in register.tables},
+            ))
+        final = outcomes[targets[-1][0]]
+        summary = RunSummary(
+            run_id=run_id,
+            register=register.name,
+            dataset=parsed.name,
+            version=parsed.version,
+            committed=not validate_only,
+            valid_from=final.valid_from,
+            transaction_time=transaction_time,
+            counts=final.counts,
+            warnings=final.warnings,
+            notes=final.notes,
+            timings=timings,
+        )
+        log.info(
+            "dataset imported" if summary.committed else "dataset validated (rolled back)",
+            dataset=parsed.name,
+            version=parsed.version,
+            transaction_time=transaction_time.isoformat(),
+            inserted=final.counts.inserted,
+            updated=final.counts.updated,
+            closed=final.counts.closed,
+            unchanged=final.counts.unchanged,
+            warnings=final.warnings,
+            seconds={key: round(value, 3) for key, value in timings.items()},
+        )
+        return summary
+
+    def _load(
+        self,
+        engine: sa.Engine,
+        database: str,
+        register: Register,
+        parsed: ParsedDataset,
+        settings: Mapping[str, Any],
+        status_table: sa.Table,
+        run_id: str,
+        transaction_time: datetime,
+        force: bool,
+        *,
+        commit: bool,
+        planned: list[TableDelta] | None,
+        known: Snapshot | None,
+        digests: dict[str, np.ndarray],
+    ) -> _Outcome:
+        status_id: int | None = None
+        if commit:
+            with _infrastructure_errors(f"recording the start in {database}"):
+                status_id = status.start(
+                    engine, status_table, run_id=run_id, dataset=parsed.name, version=parsed.version,
+                    files=parsed.files, transaction_time=transaction_time, started=whole_seconds(self.clock.now()),
+                )
+        try:
+            with _infrastructure_errors(f"importing into {database}"), engine.connect() as connection:
+                outcome = self._load_in_transaction(
+                    connection, register, parsed, settings, status_table, transaction_time, force, planned, known,
+                    digests,
+                )
+                if commit:
+                    assert status_id is not None
+                    status.succeed(
+                        connection, status_table, status_id, ended=whole_seconds(self.clock.now()),
+                        valid_from=outcome.valid_from, counts=outcome.counts, forced=bool(outcome.notes),
+                        message="\n".join(outcome.warnings + outcome.notes),
+                    )
+                    connection.commit()
+                else:
+                    connection.rollback()
+                log.info(f"{database} {'committed' if commit else 'rolled back'}", dataset=parsed.name)
+                return outcome
+        except Exception as error:
+            if status_id is not None:
+                self._record_failure(engine, status_table, status_id, failure_message(error))
+            raise
+
+    def _load_in_transaction(
+        self,
+        connection: sa.Connection,
+        register: Register,
+        parsed: ParsedDataset,
+        settings: Mapping[str, Any],
+        status_table: sa.Table,
+        transaction_time: datetime,
+        force: bool,
+        planned: list[TableDelta] | None,
+        known: Snapshot | None,
+        digests: dict[str, np.ndarray],
+    ) -> _Outcome:
+        """The import in one database. Preflight computes the delta (`planned` is None) against the open
+        rows, read in bulk or `known` from the snapshot of the last import; production applies the very same
+        delta. Wherever the rows were not read here, the counts are checked against this database's rows."""
+        previous = status.latest_success(connection, status_table)
+        try:
+            context = SequenceContext(now=whole_seconds(self.clock.now()), settings=settings, force=force)
+            sequenced = register.check_sequence(previous, parsed, context)
+            if planned is None:
+                deltas = [
+                    compute_delta(connection, spec, parsed.frames[spec.name], valid_from=sequenced.valid_from,
+                                  transaction_time=transaction_time, digests=digests[spec.name],
+                                  known_open=known.open_state.get(spec.name) if known is not None else None)
+                    for spec in register.tables
+                ]
+            else:
+                deltas = planned
+            notes = [*sequenced.notes, *register.check_delta(deltas, settings, force)]
+        except DataError as error:
+            raise error.in_file(parsed.name) from None
+        for note in notes:
+            log.warning("guard overridden", note=note)
+        for delta in deltas:
+            apply_delta(connection, delta, verify_unchanged=planned is not None or known is not None)
+        register.after_load(connection, deltas)
+        warnings = [*parsed.warnings, *sequenced.warnings]
+        counts = RunCounts(
+            rows_read=parsed.rows_read,
+            inserted=sum(d.inserted for d in deltas),
+            updated=sum(d.updated for d in deltas),
+            closed=sum(d.closed for d in deltas),
+            unchanged=sum(d.unchanged for d in deltas),
+            warnings=len(warnings),
+        )
+        return _Outcome(counts=counts, valid_from=sequenced.valid_from, warnings=warnings, notes=notes, deltas=deltas)
+
+    def _record_failure(self, engine: sa.Engine, table: sa.Table, status_id: int, message: str) -> None:
+        try:
+            status.fail(engine, table, status_id, ended=whole_seconds(self.clock.now()), message=message)
+        except Exception as error:
+            # The database that failed the import may be the one that is down; the log keeps the record.
+            log.error("could not record the failure", status_id=status_id, reason=_reason(error))
+
+    def _record_failed_run(
+        self, register: Register, run_id: str, dataset: str, started: datetime, error: BaseException
+    ) -> None:
+        """Every run leaves a row in both databases, however early it failed. A database that cannot be
+        reached now (often the reason the run failed) gets it before the register's next run."""
+        failed = FailedRun(run_id, dataset, whole_seconds(started), whole_seconds(self.clock.now()),
+                           failure_message(error))
+        for database in ("preflight", "production"):
+            with self._guard:
+                self._unrecorded.setdefault((register.name, database), []).append(failed)
+            try:
+                self._write_unrecorded(register, database)
+            except Exception as failure:
+                log.error("could not record the failed run yet", database=database, reason=_reason(failure))
+
+    def _write_unrecorded(self, register: Register, database: str) -> None:
+        table = register.metadata.tables[register.status_table_name]
+        engine = self.preflight if database == "preflight" else self.production
+        with self._guard:
+            pending = list(self._unrecorded.get((register.name, database), []))
+        for failed in pending:
+            status.record_failure(engine, table, run_id=failed.run_id, dataset=failed.dataset, started=failed.started,
+                                  ended=failed.ended, message=failed.message)
+            with self._guard:
+                self._unrecorded[(register.name, database)].remove(failed)
+
+    def end_interrupted_runs(self, register: Register) -> None:
+        """Under the register lock, before its next run: failures that could not be written when they happened
+        are written now; a status row still running after that belongs to a process that died: say so."""
+        table = register.metadata.tables[register.status_table_name]
+        for database, engine in (("preflight", self.preflight), ("production", self.production)):
+            with _infrastructure_errors(f"ending interrupted runs in {database}"):
+                self._write_unrecorded(register, database)
+                with engine.begin() as connection:
+                    connection.execute(
+                        table.update()
+                        .where(table.c.EndTime.is_(None))
+                        .values(EndTime=whole_seconds(self.clock.now()), Outcome=status.FAILURE,
+                                Message="interrupted: the importer stopped during this run")
+                    )
+
+    def _next_transaction_time(self, status_table: sa.Table) -> datetime:
+        """Whole seconds, strictly later than any earlier run in either database: the feed pages on it."""
+        candidate = whole_seconds(self.clock.now())
+        for engine in (self.preflight, self.production):
+            with engine.connect() as connection:
+                latest = status.latest_transaction_time(connection, status_table)
+            if latest is not None and latest >= candidate:
+                candidate = latest + timedelta(seconds=1)
+        return candidate
+
+    def _resynchronise_if_needed(self, register: Register, status_table: sa.Table) -> datetime | None:
+        """Returns the transaction time both databases agree they are at, if they were in step."""
+        with self.preflight.connect() as pre, self.production.connect() as prod:
+            preflight_time = status.latest_success_time(pre, status_table)
+            production_time = status.latest_success_time(prod, status_table)
+        if preflight_time == production_time:
+            return production_time
+        log.warning(
+            "preflight out of step with production, re-synchronising",
+            preflight=str(preflight_time),
+            production=str(production_time),
+        )
+        self.snapshots.forget(register.name)
+        resynchronise(register, self.production, self.preflight)
+        return None
+
+
+def resynchronise(register: Register, source: sa.Engine, target: sa.Engine) -> None:
+    """Make the target's copy of a register equal to the source's, in one target transaction.
+
+    The history tables are copied row for row (surrogate keys included), derived tables rebuilt, and the
+    target's status rows brought in line: its successes that the source never committed become REVERTED,
+    and successes it lacks are copied, so both agree on what was imported last.
+    """
+    status_table = register.metadata.tables[register.status_table_name]
+    with source.connect() as src, target.connect() as dst:
+        for spec in register.tables:
+            dst.execute(spec.table.delete())
+            copy_table(src, dst, spec.table)
+        register.after_load(dst, None)
+
+        source_time = status.latest_success_time(src, status_table)
+        reverted = status_table.c.Outcome == status.SUCCESS
+        if source_time is not None:
+            reverted = sa.and_(reverted, status_table.c.TransactionTime > source_time)
+        dst.execute(
+            status_table.update()
+            .where(reverted)
+            .values(Outcome=status.REVERTED, Message="reverted: production never committed this import")
+        )
+        target_time = status.latest_success_time(dst, status_table)
+        missing = sa.select(status_table).where(status_table.c.Outcome == status.SUCCESS)
+        if target_time is not None:
+            missing = missing.where(status_table.c.TransactionTime > target_time)
+        copies = [{k: v for k, v in row.items() if k != "Id"} for row in src.execute(missing).mappings()]
+        if copies:
+            dst.execute(status_table.insert(), copies)
+        dst.commit()
+    log.info("preflight re-synchronised", tables=[spec.name for spec in register.tables])
+
+
+def copy_table(source: sa.Connection, target: sa.Connection, table: sa.Table, batch: int = 100_000) -> None:
+    """Every row of `table`, surrogate keys included, streamed in batches through the bulk path."""
+    names = [column.name for column in table.columns]
+    result = source.execution_options(stream_results=True).execute(sa.select(table))
+    while rows := result.fetchmany(batch):
+        insert_frame(target, table, pd.DataFrame([tuple(row) for row in rows], columns=names, dtype=object), {})
+
+
+@contextmanager
+def _infrastructure_errors(doing: str) -> Iterator[None]:
+    """Database and file-system failures are the environment's fault: never lock, retry later."""
+    try:
+        yield
+    except InfrastructureError:
+        raise
+    except Exception as error:
+        infrastructure = as_infrastructure(error, doing)
+        if infrastructure is None:
+            raise
+        raise infrastructure from error
+
+
+def failure_message(error: BaseException) -> str:
+    """What a FAILURE row says: a refusal with its file, line and rule; otherwise what went wrong, and whose
+    fault it was. CPR numbers masked, like everything else that is kept."""
+    if isinstance(error, DataError):
+        return mask_cpr(f"refused ({error.rule}): {error}")
+    if isinstance(error, InfrastructureError):
+        return mask_cpr(f"infrastructure error: {error}")
+    return mask_cpr(f"internal error: {type(error).__name__}: {error}")
+
+
+def _reason(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return mask_cpr(text.splitlines()[0]) if text else type(error).__name__

@@ -1,0 +1,84 @@
+"""A replication client as a downstream copy would run it: page through the Atom feed, upsert by PID.
+
+The PID is not a field of the content: the client takes it from the last ten digits of the entry's token, as
+copies of the platform's registers do, so a row version that a later import closes replaces the one it copied.
+"""
+
+import itertools
+from datetime import date, datetime
+from typing import Any
+from xml.etree import ElementTree
+
+import httpx
+import sqlalchemy as sa
+
+from importer.http.feed import ATOM_NS, XSI_NS, Feed, Token
+
+A = f"{{{ATOM_NS}}}"
+NIL = f"{{{XSI_NS}}}nil"
+
+
+def copy_table(feed: Feed, metadata: sa.MetaData) -> sa.Table:
+    """The copy's schema: the PID, the view's fields with the source columns' types, and ModifiedDate."""
+    columns = [sa.Column("pid", sa.BigInteger, primary_key=True, autoincrement=False),
+               sa.Column("ModifiedDate", sa.DateTime, nullable=False)]
+    columns += [sa.Column(name, column.type) for name, column in feed.fields]
+    return sa.Table(f"copy_{feed.register}_{feed.datatype}_v{feed.version}", metadata, *columns)
+
+
+def parse_value(text: str | None, column: sa.Column[Any]) -> Any:
+    python_type = column.type.python_type
+    text = text or ""
+    if python_type is datetime:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    if python_type is date:
+        return date.fromisoformat(text)
+    if python_type is int:
+        return int(text)
+    return text
+
+
+def parse_page(feed: Feed, body: bytes) -> list[tuple[Token, datetime, dict[str, Any]]]:
+    root = ElementTree.fromstring(body)
+    assert root.tag == f"{A}feed"
+    assert root.findtext(f"{A}id") == feed.feed_id
+    entries = []
+    columns = dict(feed.fields)
+    for entry in root.findall(f"{A}entry"):
+        entry_id = entry.findtext(f"{A}id") or ""
+        token = Token.parse(entry_id.rsplit("/", 1)[1])
+        assert entry_id == f"{feed.feed_id}/{token}"
+        updated = datetime.strptime(entry.findtext(f"{A}updated") or "", "%Y-%m-%dT%H:%M:%SZ")
+        content = entry.find(f"{A}content")
+        assert content is not None and content.get("type") == "application/xml"
+        (record,) = list(content)
+        assert record.tag == f"{{{feed.namespace}}}{feed.datatype}"
+        names = [child.tag.split("}", 1)[1] for child in record]
+        assert names == list(columns), "fields in view order, nothing else (no PID)"
+        values = {child.tag.split("}", 1)[1]: None if child.get(NIL) == "true" else
+                  parse_value(child.text, columns[child.tag.split("}", 1)[1]]) for child in record}
+        entries.append((token, updated, values))
+    return entries
+
+
+def replicate(client: httpx.Client, feed: Feed, copy: sa.Table, target: sa.Engine, token: Token,
+              page_size: int) -> tuple[Token, int]:
+    """Read pages after `token` until an empty one; returns the last token and the number of pages read."""
+    pages = 0
+    while True:
+        response = client.get(f"/replication/{feed.path}", params={"offset": str(token), "maxRecords": page_size})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/atom+xml")
+        entries = parse_page(feed, response.content)
+        pages += 1
+        if not entries:
+            return token, pages
+        assert len(entries) <= page_size
+        assert entries[0][0] > token and all(a[0] < b[0] for a, b in itertools.pairwise(entries))
+        with target.begin() as connection:
+            for entry_token, updated, values in entries:
+                assert updated == entry_token.modified_at
+                pid = entry_token.pid
+                connection.execute(copy.delete().where(copy.c.pid == pid))
+                connection.execute(copy.insert().values(pid=pid, ModifiedDate=updated, **values))
+        token = entries[-1][0]

@@ -1,0 +1,224 @@
+"""Migrations: names sort like the revision chain, upgrades are idempotent, both dialects get one schema."""
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.operations import toimpl
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from importer.clock import SystemClock
+from importer.db import create_engine
+from importer.http.health import HealthChecker
+from importer.load import migrate
+from importer.load.plugin import discover
+from migrations import LOCATION
+from tests.conftest import Databases
+
+FILE_NAME = re.compile(r"^(V\d{8}_\d{4})_[a-z0-9_]+\.py$")
+
+
+def test_file_names_are_versioned_and_name_order_is_revision_order() -> None:
+    files = sorted(p.name for p in (Path(LOCATION) / "versions").glob("*.py") if not p.name.startswith("__"))
+    assert files, "no migrations found"
+    for name in files:
+        assert FILE_NAME.match(name), f"{name} does not follow VYYYYMMDD_HHMM_description.py"
+    by_name = [FILE_NAME.match(name).group(1) for name in files]  # type: ignore[union-attr]
+
+    scripts = ScriptDirectory.from_config(migrate.alembic_config())
+    chain = [script.revision for script in scripts.walk_revisions()][::-1]  # base first
+    assert chain == by_name
+    assert len(scripts.get_heads()) == 1, "the revision chain must not branch"
+
+
+def schema_of(url: str) -> dict[str, Any]:
+    engine = create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        schema: dict[str, Any] = {}
+        for table in sorted(inspector.get_table_names()):
+            columns = {
+                c["name"]: (type(c["type"]).__name__.upper(), c["nullable"], getattr(c["type"], "length", None))
+                for c in inspector.get_columns(table)
+            }
+            indexes = {i["name"]: tuple(i["column_names"]) for i in inspector.get_indexes(table)}
+            primary = tuple(inspector.get_pk_constraint(table)["constrained_columns"])
+            schema[table] = {"columns": columns, "indexes": indexes, "primary": primary}
+        return schema
+    finally:
+        engine.dispose()
+
+
+def history(url: str) -> list[tuple[Any, ...]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT version, description, checksum FROM db_migrations ORDER BY version")
+            )
+            return [tuple(row) for row in rows]
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_records_history_and_twice_is_a_no_op(databases: Databases) -> None:
+    engine = create_engine(databases.production_url)
+    try:
+        migrate.upgrade(engine)
+        first_schema, first_history = schema_of(databases.production_url), history(databases.production_url)
+        migrate.upgrade(engine)
+        assert schema_of(databases.production_url) == first_schema
+        assert history(databases.production_url) == first_history
+        assert migrate.current_revision(engine) == migrate.head_revision()
+    finally:
+        engine.dispose()
+    versions = [version for version, _, _ in first_history]
+    scripts = ScriptDirectory.from_config(migrate.alembic_config())
+    assert versions == sorted(script.revision for script in scripts.walk_revisions())
+    assert all(len(checksum) == 64 and description for _, description, checksum in first_history)
+
+
+def normalised(schema: dict[str, Any]) -> dict[str, Any]:
+    """Types as SQLite and MariaDB report them differ in spelling only; compare their families."""
+    families = {
+        "INTEGER": "INTEGER",
+        "BIGINT": "INTEGER",
+        "TINYINT": "INTEGER",
+        "BOOLEAN": "INTEGER",
+        "SMALLINT": "INTEGER",
+        "CHAR": "CHAR",
+        "VARCHAR": "VARCHAR",
+        "TEXT": "TEXT",
+        "DATETIME": "DATETIME",
+        "DATE": "DATE",
+    }
+    result = {}
+    for table, parts in schema.items():
+        columns = {
+            name: (families.get(kind, kind), nullable, length)
+            for name, (kind, nullable, length) in parts["columns"].items()
+        }
+        result[table] = {**parts, "columns": columns}
+    return result
+
+
+def test_sqlite_and_mariadb_get_the_same_schema(sqlite_databases: Databases, mariadb_databases: Databases) -> None:
+    for url in (sqlite_databases.production_url, mariadb_databases.production_url):
+        engine = create_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+    lite = normalised(schema_of(sqlite_databases.production_url))
+    maria = normalised(schema_of(mariadb_databases.production_url))
+    assert lite.keys() == maria.keys()
+    for table in lite:
+        assert lite[table] == maria[table], table
+
+
+class Killed(BaseException):
+    """Stands for kill -9: nothing after it runs, whatever the migration's clean-up would do."""
+
+
+def _empty(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        metadata = sa.MetaData()
+        metadata.reflect(engine)
+        metadata.drop_all(engine)
+    finally:
+        engine.dispose()
+
+
+def test_a_migration_interrupted_after_any_statement_completes_when_run_again(
+    databases: Databases, monkeypatch: Any
+) -> None:
+    """MariaDB commits each DDL statement at once: a crash inside a revision leaves its first tables behind while
+    alembic_version names the revision before. The next start must finish the revision, not fail for ever."""
+    url = databases.production_url
+    engine = create_engine(url)
+    try:
+        migrate.upgrade(engine)
+        clean_schema, clean_history = schema_of(url), history(url)
+        statements = {"count": 0}
+        originals = {name: getattr(toimpl, name) for name in ("create_table", "create_index")}
+
+        def counting(name: str, limit: int | None) -> Any:
+            def run(operations: Any, operation: Any) -> Any:
+                if limit is not None and statements["count"] >= limit:
+                    raise Killed
+                statements["count"] += 1
+                return originals[name](operations, operation)
+            return run
+
+        _empty(url)
+        for name in originals:
+            monkeypatch.setattr(toimpl, name, counting(name, None))
+        migrate.upgrade(engine)
+        total = statements["count"]
+        assert total > 10
+
+        for limit in sorted({1, total // 3, total // 2 + 1, total - 1}):
+            _empty(url)
+            statements["count"] = 0
+            for name in originals:
+                monkeypatch.setattr(toimpl, name, counting(name, limit))
+            with pytest.raises(Killed):
+                migrate.upgrade(engine)
+            for name, original in originals.items():
+                monkeypatch.setattr(toimpl, name, original)
+            migrate.upgrade(engine)  # the restart
+            assert migrate.current_revision(engine) == migrate.head_revision(), limit
+            assert schema_of(url) == clean_schema, limit
+            assert [row[0] for row in history(url)] == [row[0] for row in clean_history], limit
+    finally:
+        engine.dispose()
+
+
+def test_the_status_page_is_red_while_the_database_is_behind_the_expected_schema(databases: Databases) -> None:
+    engine = create_engine(databases.production_url)
+    try:
+        with engine.connect() as connection:
+            migrate.db_migrations_table(sa.MetaData()).create(connection)
+            command.upgrade(migrate.alembic_config(connection), "V20261122_1200")
+            connection.commit()
+    finally:
+        engine.dispose()
+    report = HealthChecker(databases.settings(), discover(), SystemClock()).check()
+    assert not report.ok
+    assert report.reason == (f"production database at schema revision V20261122_1200, "
+                             f"expected {migrate.head_revision()}")
+
+
+def schema_drift(url: str, metadata: sa.MetaData) -> list[Any]:
+    """What Alembic finds between a migrated database and a register's declared tables (that register's only)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={
+                "compare_type": True,
+                "include_name": lambda name, kind, parent: kind != "table" or name in metadata.tables,
+            })
+            return list(compare_metadata(context, metadata))
+    finally:
+        engine.dispose()
+
+
+def test_the_migrations_build_exactly_what_every_register_declares(databases: Databases) -> None:
+    engine = create_engine(databases.production_url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    for name, register in discover().items():
+        assert schema_drift(databases.production_url, register.metadata) == [], name
+
+    # And the check sees a drift: a copy of a register's tables with one index more.
+    drifted = sa.MetaData()
+    for table in discover()["autorisation"].metadata.tables.values():
+        table.to_metadata(drifted)
+    sa.Index("ix_drifted", drifted.tables["autreg2"].c.surname)
+    assert [change[0] for change in schema_drift(databases.production_url, drifted)] == ["add_index"]
