@@ -20,7 +20,7 @@ from importer.clock import SystemClock
 from importer.config import Settings, check_registers, load_settings
 from importer.errors import ImporterError, UsageError
 from importer.http.health import HealthChecker
-from importer.load import inbox, migrate, status
+from importer.load import inbox
 from importer.load.pipeline import Pipeline, RunSummary
 from importer.load.plugin import Register, discover, lookup
 from importer.logs import configure_logging, get_logger
@@ -115,8 +115,8 @@ def replay(
         pipeline.migrate()
         for name, path in inbox.replayable(directory):
             # Decided under the register lock: a daemon may import the same datasets meanwhile.
-            with pipeline.locks.hold(plugin.name, wait_s=float(state.settings.daemon["lock_wait_s"])):
-                if name in _imported_dataset_names(pipeline, plugin):
+            with pipeline.lock(plugin.name, wait_s=float(state.settings.daemon["lock_wait_s"])):
+                if name in pipeline.imported_datasets(plugin):
                     out.print(f"{plugin.name} {path.name}: already imported, skipped")
                     continue
                 dataset = path if path.name == name else inbox.under_name(path, name, pipeline.scratch.path)
@@ -186,8 +186,8 @@ def migrate_command() -> None:
     """Upgrade the preflight and production databases to the newest schema."""
     with _exit_codes(), _pipeline() as pipeline:
         pipeline.migrate()
-        for name, engine in (("preflight", pipeline.preflight), ("production", pipeline.production)):
-            out.print(f"{name}: at {migrate.current_revision(engine)}")
+        for name, revision in pipeline.revisions().items():
+            out.print(f"{name}: at {revision}")
 
 
 def _register(name: str) -> Register:
@@ -240,13 +240,6 @@ def _print_summary(summary: RunSummary) -> None:
               f"closed {counts.closed}, unchanged {counts.unchanged}, warnings {counts.warnings}")
     for line in summary.warnings + summary.notes:
         out.print(f"  warning: {mask_cpr(line)}")
-
-
-def _imported_dataset_names(pipeline: Pipeline, register: Register) -> set[str]:
-    table = register.metadata.tables[register.status_table_name]
-    with pipeline.production.connect() as connection:
-        rows = connection.execute(sa.select(table.c.Dataset).where(table.c.Outcome == status.SUCCESS))
-        return {row.Dataset for row in rows}
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ inbox and retries with exponential backoff; neither affects other registers.
 """
 
 import hashlib
-import json
 import os
 import signal
 import sys
@@ -23,9 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-import sqlalchemy as sa
 import structlog
 
 from importer.clock import Clock, SystemClock, whole_seconds
@@ -38,7 +35,7 @@ from importer.http.app import WebServer, create_app
 from importer.http.database import FacadeDatabase
 from importer.http.health import HealthChecker
 from importer.http.metrics import ImporterMetrics
-from importer.load import inbox, status
+from importer.load import inbox
 from importer.load.locks import RegisterBusy
 from importer.load.pipeline import Pipeline
 from importer.load.plugin import Register
@@ -99,35 +96,37 @@ def dataset_hashes(path: Path) -> dict[str, str]:
     return result
 
 
+@dataclass(frozen=True)
+class Shared:
+    """What every register's worker shares with the daemon that runs it."""
+
+    pipeline: Pipeline
+    settings: Settings
+    options: Options
+    clock: Clock
+    metrics: ImporterMetrics
+    notifier: Notifier
+    stopping: threading.Event
+    report: Callable[[str, str | None], None] = lambda _source, _problem: None
+
+
 class RegisterWorker:
     """Imports one register's datasets, strictly in name order, independently of every other register."""
 
-    def __init__(
-        self,
-        register: Register,
-        pipeline: Pipeline,
-        settings: Settings,
-        options: Options,
-        clock: Clock,
-        metrics: ImporterMetrics,
-        notifier: Notifier,
-        stopping: threading.Event,
-        readiness: Readiness | None = None,
-        report: Callable[[str, str | None], None] | None = None,
-    ) -> None:
+    def __init__(self, register: Register, shared: "Shared", readiness: Readiness | None = None) -> None:
         self.register = register
-        # Tells /status what keeps this register from importing (None: nothing any more).
-        self.report = report or (lambda _source, _problem: None)
         self.name = register.name
-        self.pipeline = pipeline
-        self.root = settings.inbox
-        self.config = settings.for_register(register.name, register.settings_defaults)
-        self.options = options
-        self.clock = clock
-        self.metrics = metrics
-        self.notifier = notifier
-        self.stopping = stopping
-        self.readiness = readiness or Readiness(clock)
+        self.pipeline = shared.pipeline
+        self.root = shared.settings.inbox
+        self.config = shared.settings.for_register(register.name, register.settings_defaults)
+        self.options = shared.options
+        self.clock = shared.clock
+        self.metrics = shared.metrics
+        self.notifier = shared.notifier
+        self.stopping = shared.stopping
+        # Tells /status what keeps this register from importing (None: nothing any more).
+        self.report = shared.report
+        self.readiness = readiness or Readiness(shared.clock)
         self.wake = threading.Event()
         self.failures = 0
         self.retry_at: datetime | None = None
@@ -185,7 +184,7 @@ class RegisterWorker:
         if self.stopping.is_set():
             return False
         try:
-            with self.pipeline.locks.hold(self.name, wait_s=0):
+            with self.pipeline.lock(self.name, wait_s=0):
                 return self._under_lock()
         except RegisterBusy:
             log.info("register busy in another importer, waiting")
@@ -259,7 +258,7 @@ class RegisterWorker:
 
     def _import(self, dataset: Path) -> bool:
         hashes = dataset_hashes(dataset)
-        if self._already_in_production(dataset, hashes):
+        if self.pipeline.already_imported(self.register, dataset, hashes):
             log.warning("dataset already in production, archiving it without importing again", dataset=dataset.name)
             self._archive(dataset, hashes)
             return True
@@ -315,36 +314,6 @@ class RegisterWorker:
         self.report(f"register {self.name}", f"register {self.name} is retrying after an infrastructure error "
                     f"(attempt {self.failures}, next in {delay:g} s): {mask_cpr(reason).splitlines()[0]}")
         self.notifier.status(f"{self.name}: retrying in {delay:g}s after: {mask_cpr(reason).splitlines()[0]}")
-
-    def _already_in_production(self, dataset: Path, hashes: dict[str, str]) -> bool:
-        """A SUCCESS row for this dataset name with the same input files: committed before a crash."""
-        table = self.register.metadata.tables[self.register.status_table_name]
-        try:
-            with self.pipeline.production.connect() as connection:
-                rows = connection.execute(
-                    sa.select(table.c.InputFiles)
-                    .where(table.c.Outcome == status.SUCCESS, table.c.Dataset == dataset.name[:255])
-                ).all()
-        except sa.exc.DBAPIError as error:
-            raise InfrastructureError(f"database error while checking {dataset.name}: {error.orig}") from error
-        stored = [_json_dict(row.InputFiles) for row in rows]
-        if not stored:
-            return False
-        if any(sorted(files.values()) == sorted(hashes.values()) for files in stored):
-            return True
-        try:  # the register may hash other units than whole files (e.g. members of a ZIP): ask its parser
-            files = self.register.parse(dataset, self.config).files
-        except Exception:  # a dataset the parser refuses was not imported successfully either
-            return False
-        return any(stored_files == files for stored_files in stored)
-
-
-def _json_dict(text: Any) -> dict[str, str]:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 class Daemon:
@@ -406,11 +375,10 @@ class Daemon:
             if pipeline is None:
                 log.info("importer stopped before start-up completed")
                 return 0
+            shared = Shared(pipeline, self.settings, self.options, self.clock, self.metrics, self.notifier,
+                            self.stopping, health.report_problem)
             for register in self.registers.values():
-                self.workers[register.name] = RegisterWorker(
-                    register, pipeline, self.settings, self.options, self.clock, self.metrics, self.notifier,
-                    self.stopping, self.readiness[register.name], health.report_problem,
-                )
+                self.workers[register.name] = RegisterWorker(register, shared, self.readiness[register.name])
             for worker in self.workers.values():
                 worker.thread.start()
             self.notifier.ready(f"watching {len(self.workers)} register(s) in {self.settings.inbox}")

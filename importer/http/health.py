@@ -17,8 +17,9 @@ from importer.clock import Clock
 from importer.config import Settings
 from importer.db import create_engine
 from importer.errors import ImporterError
-from importer.load import inbox, migrate, status
+from importer.load import inbox, migrate
 from importer.load.plugin import Register
+from importer.load.status import ImportStatus
 from importer.privacy import mask_cpr
 
 
@@ -144,15 +145,12 @@ class HealthChecker:
                 raise SchemaBehind(f"production database at schema revision {revision or 'none'}, expected {head}")
             inspector = sa.inspect(connection)
             for name, register in self.registers.items():
-                table = register.metadata.tables[register.status_table_name]
-                if not inspector.has_table(table.name):
+                status = ImportStatus.of(register)
+                if not inspector.has_table(status.table.name):
                     result[name] = (None, None)
                     continue
-                recent = status.recent(connection, table)
-                success = connection.execute(
-                    sa.select(sa.func.max(table.c.EndTime)).where(table.c.Outcome == status.SUCCESS)
-                ).scalar()
-                result[name] = (recent[0] if recent else None, _as_datetime(success))
+                recent = status.recent(connection)
+                result[name] = (recent[0] if recent else None, status.last_success_end(connection))
         return result
 
 
@@ -216,10 +214,3 @@ def _as_dict(item: RegisterHealth) -> dict[str, Any]:
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat(sep=" ")
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
-

@@ -8,7 +8,7 @@ preflight ahead and re-synchronises the register's preflight tables from product
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,13 +23,13 @@ from importer.clock import Clock, SystemClock, whole_seconds
 from importer.config import Settings
 from importer.db import create_engine
 from importer.errors import DataError, ImporterError, InfrastructureError, as_infrastructure
-from importer.load import migrate, status
+from importer.load import migrate
 from importer.load.bulk import SCRATCH_OPTION, insert_frame
 from importer.load.locks import RegisterLocks
 from importer.load.plugin import ParsedDataset, Register, SequenceContext
 from importer.load.scratch import ScratchDir
 from importer.load.snapshot import Snapshot, SnapshotStore, fingerprint
-from importer.load.status import RunCounts
+from importer.load.status import FailedRun, ImportStatus, RunCounts, Started, Succeeded
 from importer.load.temporal import OutOfStep, TableDelta, apply_delta, compute_delta, open_state, row_digests
 from importer.logs import get_logger
 from importer.memory import release_freed_memory
@@ -55,13 +55,32 @@ class RunSummary:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class FailedRun:
-    run_id: str
-    dataset: str
+@dataclass
+class Run:
+    """One dataset through the pipeline: what stays the same in both databases, and what the run learns."""
+
+    id: str  # <register>-<epoch millis>
+    register: Register
+    path: Path  # the inbox entry; its name is the dataset's name
     started: datetime
-    ended: datetime
-    message: str
+    settings: Mapping[str, Any]  # the register's effective settings
+    force: bool = False
+    validate_only: bool = False
+    stage: StageCallback = field(default=lambda _: None)
+    parsed: ParsedDataset | None = None
+    digests: dict[str, np.ndarray] = field(default_factory=dict)  # per table, for the snapshot comparison
+    transaction_time: datetime | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def data(self) -> ParsedDataset:
+        assert self.parsed is not None, "the run has not parsed its dataset yet"
+        return self.parsed
+
+    @property
+    def at(self) -> datetime:
+        assert self.transaction_time is not None, "the run has no transaction time yet"
+        return self.transaction_time
 
 
 @dataclass
@@ -115,19 +134,23 @@ class Pipeline:
         on_stage: StageCallback | None = None,
     ) -> RunSummary:
         started = self.clock.now()
-        run_id = f"{register.name}-{int(started.replace(tzinfo=UTC).timestamp() * 1000)}"  # clock is naive UTC
-        stage = on_stage or (lambda _: None)
-        with structlog.contextvars.bound_contextvars(run_id=run_id, register=register.name):
+        run = Run(
+            id=f"{register.name}-{int(started.replace(tzinfo=UTC).timestamp() * 1000)}",  # the clock is naive UTC
+            register=register, path=path, started=started, force=force, validate_only=validate_only,
+            settings=self.settings.for_register(register.name, register.settings_defaults),
+            stage=on_stage or (lambda _: None),
+        )
+        with structlog.contextvars.bound_contextvars(run_id=run.id, register=register.name):
             try:
                 # Re-entrant: a daemon already holding the lock around claim and archive passes straight through.
-                with self.locks.hold(register.name, wait_s=float(self.settings.daemon["lock_wait_s"])):
+                with self.lock(register.name, wait_s=float(self.settings.daemon["lock_wait_s"])):
                     try:
-                        return self._run(register, path, run_id, force, validate_only, stage)
+                        return self._run(run)
                     except Exception as error:
                         infrastructure = as_infrastructure(error, "importing") if not isinstance(
                             error, ImporterError) else None
                         if not validate_only:
-                            self._record_failed_run(register, run_id, path.name, started, infrastructure or error)
+                            self._record_failed_run(run, infrastructure or error)
                         if infrastructure is not None:
                             raise infrastructure from error
                         raise
@@ -138,56 +161,68 @@ class Pipeline:
                 log.error("import failed", dataset=path.name, reason=str(error))
                 raise
 
-    def _run(
-        self, register: Register, path: Path, run_id: str, force: bool, validate_only: bool, stage: StageCallback
-    ) -> RunSummary:
+    def already_imported(self, register: Register, dataset: Path, files: Mapping[str, str]) -> bool:
+        """Whether production holds a successful import of this dataset: the same name and the same input files
+        (sha256 of each file of the entry, or, for registers that hash other units such as a ZIP's members,
+        what its parser reports)."""
+        try:
+            with self.production.connect() as connection:
+                stored = ImportStatus.of(register).inputs_imported_as(connection, dataset.name)
+        except sa.exc.DBAPIError as error:
+            raise InfrastructureError(f"database error while checking {dataset.name}: {error.orig}") from error
+        if not stored:
+            return False
+        if any(sorted(inputs.values()) == sorted(files.values()) for inputs in stored):
+            return True
         settings = self.settings.for_register(register.name, register.settings_defaults)
+        try:
+            reported = register.parse(dataset, settings).files
+        except Exception:  # a dataset the parser refuses was not imported successfully either
+            return False
+        return any(inputs == reported for inputs in stored)
+
+    def lock(self, register: str, wait_s: float) -> AbstractContextManager[None]:
+        """The register's lock (see importer/load/locks.py): claim, import and archive happen under it."""
+        return self.locks.hold(register, wait_s)
+
+    def revisions(self) -> dict[str, str | None]:
+        """The schema revision of each database, by name."""
+        return {name: migrate.current_revision(engine)
+                for name, engine in (("preflight", self.preflight), ("production", self.production))}
+
+    def imported_datasets(self, register: Register) -> set[str]:
+        """The names of the datasets production holds (a replay skips them)."""
+        with self.production.connect() as connection:
+            return ImportStatus.of(register).imported_datasets(connection)
+
+    def _run(self, run: Run) -> RunSummary:
+        register = run.register
         with _infrastructure_errors("migrating"):
             if not self._migrated:
                 self.migrate()
-
-        stage("parse")
-        timings: dict[str, float] = {}
-        began = time.perf_counter()
-        if path.exists() and not (path.is_file() or path.is_dir()):  # a FIFO or a device would block or never end
-            raise DataError.single("not-a-regular-file", "a dataset is a regular file or a directory", file=path.name)
-        try:
-            parsed = register.parse(path, settings)
-        except OSError as error:
-            raise InfrastructureError(f"cannot read {path}: {error}") from error
-        release_freed_memory()  # the parse's garbage, before the delta is built on top of its result
-        timings["parse"] = time.perf_counter() - began
-        parsed.name = path.name  # operators know a dataset by its inbox entry, whatever files it holds
-        log.info("dataset parsed", dataset=parsed.name, version=parsed.version, rows=parsed.rows_read,
-                 files=parsed.files, **parsed.details)
-
-        # Compared with the snapshot of the last import, and remembered for the next one.
-        digests = {spec.name: row_digests(spec, parsed.frames[spec.name]) for spec in register.tables}
-        status_table = register.metadata.tables[register.status_table_name]
+        self._parse(run)
+        parsed = run.data
         targets: list[tuple[str, sa.Engine]] = [("preflight", self.preflight)]
-        if not validate_only:
+        if not run.validate_only:
             targets.append(("production", self.production))
         for attempt in (1, 2):
             with _infrastructure_errors("preparing the import"):
                 if attempt == 1:
-                    in_step_at = self._resynchronise_if_needed(register, status_table)
+                    in_step_at = self._resynchronise_if_needed(register)
                 else:
                     self.snapshots.forget(register.name)
                     resynchronise(register, self.production, self.preflight)
                     in_step_at = None
-                transaction_time = self._next_transaction_time(status_table)
+                run.transaction_time = self._next_transaction_time(register)
             known = self.snapshots.load(register.name, in_step_at)
             outcomes: dict[str, _Outcome] = {}
             try:
                 for name, engine in targets:
-                    stage(name)
+                    run.stage(name)
                     began = time.perf_counter()
-                    outcomes[name] = self._load(
-                        engine, name, register, parsed, settings, status_table, run_id, transaction_time, force,
-                        commit=not validate_only, planned=outcomes["preflight"].deltas if outcomes else None,
-                        known=known, digests=digests,
-                    )
-                    timings[name] = time.perf_counter() - began
+                    planned = outcomes["preflight"].deltas if outcomes else None
+                    outcomes[name] = self._load(engine, name, run, planned, known)
+                    run.timings[name] = time.perf_counter() - began
                 break
             except OutOfStep as error:
                 # Production's history is not what preflight's was (edited by hand, restored from a backup):
@@ -196,118 +231,111 @@ class Pipeline:
                     raise
                 log.warning("production out of step with preflight; re-synchronising and retrying", reason=str(error))
 
-        if not validate_only:
+        if not run.validate_only:
             self.snapshots.save(register.name, Snapshot(
                 databases=self.snapshots.databases,
-                transaction_time=transaction_time,
-                open_state={spec.name: open_state(spec, parsed.frames[spec.name], digests[spec.name])
+                transaction_time=run.at,
+                open_state={spec.name: open_state(spec, parsed.frames[spec.name], run.digests[spec.name])
                             for spec in register.tables},
             ))
         final = outcomes[targets[-1][0]]
         summary = RunSummary(
-            run_id=run_id,
+            run_id=run.id,
             register=register.name,
             dataset=parsed.name,
             version=parsed.version,
-            committed=not validate_only,
+            committed=not run.validate_only,
             valid_from=final.valid_from,
-            transaction_time=transaction_time,
+            transaction_time=run.at,
             counts=final.counts,
             warnings=final.warnings,
             notes=final.notes,
-            timings=timings,
+            timings=run.timings,
         )
         log.info(
             "dataset imported" if summary.committed else "dataset validated (rolled back)",
             dataset=parsed.name,
             version=parsed.version,
-            transaction_time=transaction_time.isoformat(),
+            transaction_time=run.at.isoformat(),
             inserted=final.counts.inserted,
             updated=final.counts.updated,
             closed=final.counts.closed,
             unchanged=final.counts.unchanged,
             warnings=final.warnings,
-            seconds={key: round(value, 3) for key, value in timings.items()},
+            seconds={key: round(value, 3) for key, value in run.timings.items()},
         )
         return summary
 
+    def _parse(self, run: Run) -> None:
+        run.stage("parse")
+        began = time.perf_counter()
+        path = run.path
+        if path.exists() and not (path.is_file() or path.is_dir()):  # a FIFO or a device would block or never end
+            raise DataError.single("not-a-regular-file", "a dataset is a regular file or a directory", file=path.name)
+        try:
+            parsed = run.register.parse(path, run.settings)
+        except OSError as error:
+            raise InfrastructureError(f"cannot read {path}: {error}") from error
+        release_freed_memory()  # the parse's garbage, before the delta is built on top of its result
+        run.timings["parse"] = time.perf_counter() - began
+        parsed.name = path.name  # operators know a dataset by its inbox entry, whatever files it holds
+        log.info("dataset parsed", dataset=parsed.name, version=parsed.version, rows=parsed.rows_read,
+                 files=parsed.files, **parsed.details)
+        run.parsed = parsed
+        # Compared with the snapshot of the last import, and remembered for the next one.
+        run.digests = {spec.name: row_digests(spec, parsed.frames[spec.name]) for spec in run.register.tables}
+
     def _load(
-        self,
-        engine: sa.Engine,
-        database: str,
-        register: Register,
-        parsed: ParsedDataset,
-        settings: Mapping[str, Any],
-        status_table: sa.Table,
-        run_id: str,
-        transaction_time: datetime,
-        force: bool,
-        *,
-        commit: bool,
-        planned: list[TableDelta] | None,
-        known: Snapshot | None,
-        digests: dict[str, np.ndarray],
+        self, engine: sa.Engine, database: str, run: Run, planned: list[TableDelta] | None, known: Snapshot | None
     ) -> _Outcome:
+        status = ImportStatus.of(run.register)
+        commit = not run.validate_only
         status_id: int | None = None
         if commit:
             with _infrastructure_errors(f"recording the start in {database}"):
-                status_id = status.start(
-                    engine, status_table, run_id=run_id, dataset=parsed.name, version=parsed.version,
-                    files=parsed.files, transaction_time=transaction_time, started=whole_seconds(self.clock.now()),
-                )
+                status_id = status.start(engine, Started(
+                    run_id=run.id, dataset=run.data.name, version=run.data.version, files=run.data.files,
+                    transaction_time=run.at, started=whole_seconds(self.clock.now()),
+                ))
         try:
             with _infrastructure_errors(f"importing into {database}"), engine.connect() as connection:
-                outcome = self._load_in_transaction(
-                    connection, register, parsed, settings, status_table, transaction_time, force, planned, known,
-                    digests,
-                )
-                if commit:
-                    assert status_id is not None
-                    status.succeed(
-                        connection, status_table, status_id, ended=whole_seconds(self.clock.now()),
-                        valid_from=outcome.valid_from, counts=outcome.counts, forced=bool(outcome.notes),
-                        message="\n".join(outcome.warnings + outcome.notes),
-                    )
+                outcome = self._load_in_transaction(connection, run, planned, known)
+                if status_id is not None:
+                    status.succeed(connection, status_id, Succeeded(
+                        ended=whole_seconds(self.clock.now()), valid_from=outcome.valid_from, counts=outcome.counts,
+                        forced=bool(outcome.notes), message="\n".join(outcome.warnings + outcome.notes),
+                    ))
                     connection.commit()
                 else:
                     connection.rollback()
-                log.info(f"{database} {'committed' if commit else 'rolled back'}", dataset=parsed.name)
+                log.info(f"{database} {'committed' if commit else 'rolled back'}", dataset=run.data.name)
                 return outcome
         except Exception as error:
             if status_id is not None:
-                self._record_failure(engine, status_table, status_id, failure_message(error))
+                self._record_failure(engine, status, status_id, failure_message(error))
             raise
 
     def _load_in_transaction(
-        self,
-        connection: sa.Connection,
-        register: Register,
-        parsed: ParsedDataset,
-        settings: Mapping[str, Any],
-        status_table: sa.Table,
-        transaction_time: datetime,
-        force: bool,
-        planned: list[TableDelta] | None,
-        known: Snapshot | None,
-        digests: dict[str, np.ndarray],
+        self, connection: sa.Connection, run: Run, planned: list[TableDelta] | None, known: Snapshot | None
     ) -> _Outcome:
         """The import in one database. Preflight computes the delta (`planned` is None) against the open
         rows, read in bulk or `known` from the snapshot of the last import; production applies the very same
         delta. Wherever the rows were not read here, the counts are checked against this database's rows."""
-        previous = status.latest_success(connection, status_table)
+        register, parsed = run.register, run.data
+        previous = ImportStatus.of(register).latest_success(connection)
         try:
-            context = SequenceContext(now=whole_seconds(self.clock.now()), settings=settings, force=force)
+            context = SequenceContext(now=whole_seconds(self.clock.now()), settings=run.settings, force=run.force)
             sequenced = register.check_sequence(previous, parsed, context)
             if planned is None:
                 deltas = [
                     compute_delta(connection, spec, parsed.frames[spec.name], valid_from=sequenced.valid_from,
-                                  transaction_time=transaction_time, digests=digests[spec.name],
+                                  transaction_time=run.at, digests=run.digests[spec.name],
                                   known_open=known.open_state.get(spec.name) if known is not None else None)
                     for spec in register.tables
                 ]
             else:
                 deltas = planned
-            notes = [*sequenced.notes, *register.check_delta(deltas, settings, force)]
+            notes = [*sequenced.notes, *register.check_delta(deltas, run.settings, run.force)]
         except DataError as error:
             raise error.in_file(parsed.name) from None
         for note in notes:
@@ -326,69 +354,59 @@ class Pipeline:
         )
         return _Outcome(counts=counts, valid_from=sequenced.valid_from, warnings=warnings, notes=notes, deltas=deltas)
 
-    def _record_failure(self, engine: sa.Engine, table: sa.Table, status_id: int, message: str) -> None:
+    def _record_failure(self, engine: sa.Engine, status: ImportStatus, status_id: int, message: str) -> None:
         try:
-            status.fail(engine, table, status_id, ended=whole_seconds(self.clock.now()), message=message)
+            status.fail(engine, status_id, ended=whole_seconds(self.clock.now()), message=message)
         except Exception as error:
             # The database that failed the import may be the one that is down; the log keeps the record.
             log.error("could not record the failure", status_id=status_id, reason=_reason(error))
 
-    def _record_failed_run(
-        self, register: Register, run_id: str, dataset: str, started: datetime, error: BaseException
-    ) -> None:
+    def _record_failed_run(self, run: Run, error: BaseException) -> None:
         """Every run leaves a row in both databases, however early it failed. A database that cannot be
         reached now (often the reason the run failed) gets it before the register's next run."""
-        failed = FailedRun(run_id, dataset, whole_seconds(started), whole_seconds(self.clock.now()),
+        failed = FailedRun(run.id, run.path.name, whole_seconds(run.started), whole_seconds(self.clock.now()),
                            failure_message(error))
         for database in ("preflight", "production"):
             with self._guard:
-                self._unrecorded.setdefault((register.name, database), []).append(failed)
+                self._unrecorded.setdefault((run.register.name, database), []).append(failed)
             try:
-                self._write_unrecorded(register, database)
+                self._write_unrecorded(run.register, database)
             except Exception as failure:
                 log.error("could not record the failed run yet", database=database, reason=_reason(failure))
 
     def _write_unrecorded(self, register: Register, database: str) -> None:
-        table = register.metadata.tables[register.status_table_name]
         engine = self.preflight if database == "preflight" else self.production
         with self._guard:
             pending = list(self._unrecorded.get((register.name, database), []))
         for failed in pending:
-            status.record_failure(engine, table, run_id=failed.run_id, dataset=failed.dataset, started=failed.started,
-                                  ended=failed.ended, message=failed.message)
+            ImportStatus.of(register).record_failure(engine, failed)
             with self._guard:
                 self._unrecorded[(register.name, database)].remove(failed)
 
     def end_interrupted_runs(self, register: Register) -> None:
         """Under the register lock, before its next run: failures that could not be written when they happened
         are written now; a status row still running after that belongs to a process that died: say so."""
-        table = register.metadata.tables[register.status_table_name]
         for database, engine in (("preflight", self.preflight), ("production", self.production)):
             with _infrastructure_errors(f"ending interrupted runs in {database}"):
                 self._write_unrecorded(register, database)
-                with engine.begin() as connection:
-                    connection.execute(
-                        table.update()
-                        .where(table.c.EndTime.is_(None))
-                        .values(EndTime=whole_seconds(self.clock.now()), Outcome=status.FAILURE,
-                                Message="interrupted: the importer stopped during this run")
-                    )
+                ImportStatus.of(register).end_interrupted(engine, whole_seconds(self.clock.now()))
 
-    def _next_transaction_time(self, status_table: sa.Table) -> datetime:
+    def _next_transaction_time(self, register: Register) -> datetime:
         """Whole seconds, strictly later than any earlier run in either database: the feed pages on it."""
         candidate = whole_seconds(self.clock.now())
         for engine in (self.preflight, self.production):
             with engine.connect() as connection:
-                latest = status.latest_transaction_time(connection, status_table)
+                latest = ImportStatus.of(register).latest_transaction_time(connection)
             if latest is not None and latest >= candidate:
                 candidate = latest + timedelta(seconds=1)
         return candidate
 
-    def _resynchronise_if_needed(self, register: Register, status_table: sa.Table) -> datetime | None:
+    def _resynchronise_if_needed(self, register: Register) -> datetime | None:
         """Returns the transaction time both databases agree they are at, if they were in step."""
+        status = ImportStatus.of(register)
         with self.preflight.connect() as pre, self.production.connect() as prod:
-            preflight_time = status.latest_success_time(pre, status_table)
-            production_time = status.latest_success_time(prod, status_table)
+            preflight_time = status.latest_success_time(pre)
+            production_time = status.latest_success_time(prod)
         if preflight_time == production_time:
             return production_time
         log.warning(
@@ -405,32 +423,14 @@ def resynchronise(register: Register, source: sa.Engine, target: sa.Engine) -> N
     """Make the target's copy of a register equal to the source's, in one target transaction.
 
     The history tables are copied row for row (surrogate keys included), derived tables rebuilt, and the
-    target's status rows brought in line: its successes that the source never committed become REVERTED,
-    and successes it lacks are copied, so both agree on what was imported last.
+    target's status rows brought in line (see ImportStatus.align), so both agree on what was imported last.
     """
-    status_table = register.metadata.tables[register.status_table_name]
     with source.connect() as src, target.connect() as dst:
         for spec in register.tables:
             dst.execute(spec.table.delete())
             copy_table(src, dst, spec.table)
         register.after_load(dst, None)
-
-        source_time = status.latest_success_time(src, status_table)
-        reverted = status_table.c.Outcome == status.SUCCESS
-        if source_time is not None:
-            reverted = sa.and_(reverted, status_table.c.TransactionTime > source_time)
-        dst.execute(
-            status_table.update()
-            .where(reverted)
-            .values(Outcome=status.REVERTED, Message="reverted: production never committed this import")
-        )
-        target_time = status.latest_success_time(dst, status_table)
-        missing = sa.select(status_table).where(status_table.c.Outcome == status.SUCCESS)
-        if target_time is not None:
-            missing = missing.where(status_table.c.TransactionTime > target_time)
-        copies = [{k: v for k, v in row.items() if k != "Id"} for row in src.execute(missing).mappings()]
-        if copies:
-            dst.execute(status_table.insert(), copies)
+        ImportStatus.of(register).align(src, dst)
         dst.commit()
     log.info("preflight re-synchronised", tables=[spec.name for spec in register.tables])
 

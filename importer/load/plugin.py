@@ -134,11 +134,17 @@ class FeedView:
 class Register:
     """Base class of register plugins: override what the register needs, keep the defaults otherwise."""
 
+    # The inbox folder (`inbox/<name>/`), the CLI's register argument and the prefix of STAMDATA_<NAME>_… settings.
     name: str
+    # Its ImportStatus table (built by importer.load.status.import_status_table), one row per run.
     status_table_name: str
+    # The history tables the engine keeps with ValidFrom/ValidTo, each with its business key, in load order.
     tables: Sequence[TemporalTable]
+    # Every table the register owns (history, derived, status): what its migrations must build, and a test checks.
     metadata: sa.MetaData
+    # The register's own settings and their defaults; a value's type is the setting's type (config checks it).
     settings_defaults: Mapping[str, Any] = {}
+    # The copy-register feed's views over its tables (`register/datatype/vN`).
     feed_views: Sequence[FeedView] = ()
     # What a dataset of this register looks like, for messages about inbox entries that are not one.
     dataset_description: str = ""
@@ -155,6 +161,10 @@ class Register:
         return True
 
     def parse(self, path: Path, settings: Mapping[str, Any]) -> ParsedDataset:
+        """Read a whole dataset (file, directory or ZIP) into typed rows per history table, with its version, the
+        date its rows are valid from, the sha256 of each input and any warnings. Every rule broken is a
+        DataError naming file, line and rule — all of them, not just the first — and nothing is written here:
+        the engine decides what the rows change. `settings` are the register's effective settings."""
         raise NotImplementedError
 
     def check_sequence(

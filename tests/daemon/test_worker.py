@@ -2,7 +2,7 @@
 
 import threading
 
-from importer.daemon.loop import Options, RegisterWorker
+from importer.daemon.loop import Options, RegisterWorker, Shared
 from importer.daemon.readiness import SETTLE_S
 from importer.daemon.systemd import Notifier
 from importer.http.metrics import ImporterMetrics
@@ -31,8 +31,8 @@ def test_an_archive_failure_after_the_commit_backs_off_and_then_archives_without
         processed.rmdir()
         processed.write_text("not a directory: archiving fails like a full disk would\n")
         write_dump(root / REGISTER.name, "20261120AutDK.csv", FIRST)
-        worker = RegisterWorker(REGISTER, pipeline, settings, Options.from_settings(settings), clock,
-                                ImporterMetrics([REGISTER.name]), Notifier({}), threading.Event())
+        worker = RegisterWorker(REGISTER, Shared(pipeline, settings, Options.from_settings(settings), clock,
+                                                 ImporterMetrics([REGISTER.name]), Notifier({}), threading.Event()))
 
         assert not worker.step(), "nothing is claimed before the inbox has settled"
         clock.advance(SETTLE_S)
@@ -67,8 +67,8 @@ def test_a_refused_dataset_locks_and_the_next_waits(sqlite_databases: Databases)
         write_dump(root / REGISTER.name, "20261120AutDK.csv", [FIRST[0], "0C3D4;12345;X;Y;5166"])
         write_dump(root / REGISTER.name, "20261121AutDK.csv", FIRST)
         metrics = ImporterMetrics([REGISTER.name])
-        worker = RegisterWorker(REGISTER, pipeline, settings, Options.from_settings(settings), clock, metrics,
-                                Notifier({}), threading.Event())
+        worker = RegisterWorker(REGISTER, Shared(pipeline, settings, Options.from_settings(settings), clock, metrics,
+                                                 Notifier({}), threading.Event()))
         worker.step()
         clock.advance(SETTLE_S)
         assert worker.step()
