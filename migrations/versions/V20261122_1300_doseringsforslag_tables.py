@@ -8,6 +8,8 @@ Create Date: 2026-11-22 13:00
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.frozen import create_import_status_table_v1
+
 revision = "V20261122_1300"
 down_revision = "V20261122_1200"
 branch_labels = None
@@ -95,29 +97,7 @@ def upgrade() -> None:
     )
     indexes("DosageStructure", "code")
 
-    op.create_table(
-        "doseringimporterImportStatus",
-        sa.Column("Id", PID, primary_key=True, autoincrement=True),
-        sa.Column("StartTime", sa.DateTime(), nullable=False),
-        sa.Column("EndTime", sa.DateTime()),
-        sa.Column("Outcome", sa.String(20)),
-        sa.Column("RunId", sa.String(64)),
-        sa.Column("Dataset", sa.String(255)),
-        sa.Column("DatasetVersion", sa.String(32)),
-        sa.Column("InputFiles", sa.Text()),
-        sa.Column("TransactionTime", sa.DateTime()),
-        sa.Column("ValidFrom", sa.DateTime()),
-        sa.Column("RowsRead", sa.BigInteger()),
-        sa.Column("RowsInserted", sa.BigInteger()),
-        sa.Column("RowsUpdated", sa.BigInteger()),
-        sa.Column("RowsClosed", sa.BigInteger()),
-        sa.Column("RowsUnchanged", sa.BigInteger()),
-        sa.Column("Warnings", sa.Integer()),
-        sa.Column("Forced", sa.Boolean()),
-        sa.Column("Message", sa.String(4000)),
-        **MYSQL,
-    )
-    op.create_index("ix_doseringimporterImportStatus_StartTime", "doseringimporterImportStatus", ["StartTime"])
+    create_import_status_table_v1("doseringimporterImportStatus")
 
 
 def downgrade() -> None:
