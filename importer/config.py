@@ -198,6 +198,10 @@ def check_registers(settings: Settings, registers: Mapping[str, Any]) -> list[st
             if rule is not None:
                 source = f"${env}" if env in settings.environ else file
                 raise ConfigurationError(f"registers.{name}.{key}", effective[key], source, rule)
+        for key, rule in register.setting_problems(effective).items():
+            env = f"STAMDATA_{name.upper()}_{key.upper()}"
+            source = f"${env}" if env in settings.environ else file if key in section else "the defaults"
+            raise ConfigurationError(f"registers.{name}.{key}", effective[key], source, rule)
     return [f"environment variable {name} sets nothing (no such setting)" for name in sorted(settings.environ)
             if name.startswith("STAMDATA_") and name not in known_env and not name.startswith(NOT_SETTINGS_PREFIXES)]
 

@@ -102,3 +102,15 @@ def test_a_misspelt_environment_variable_is_warned_about(tmp_path: Path) -> None
     warnings = check_registers(load_settings(None, {"STAMDATA_AUTORISATOIN_QUIET_PERIOD_S": "3",
                                                     "STAMDATA_TEST_REQUIRE_MARIADB": "1"}), discover())
     assert warnings == ["environment variable STAMDATA_AUTORISATOIN_QUIET_PERIOD_S sets nothing (no such setting)"]
+
+
+@pytest.mark.parametrize(("environ", "named"), [
+    ({"STAMDATA_DOSERINGSFORSLAG_FMK_VERSIONS": "1.4.6,9.9.9"}, ["registers.doseringsforslag.fmk_versions",
+                                                                "$STAMDATA_DOSERINGSFORSLAG_FMK_VERSIONS", "9.9.9"]),
+    ({"STAMDATA_AUTORISATION_CHANGE_GUARD": "1.5"}, ["registers.autorisation.change_guard", "at most 1"]),
+])
+def test_a_registers_own_rules_for_its_settings_are_checked_at_start(environ: dict[str, str], named: list[str]) -> None:
+    with pytest.raises(UsageError) as refused:
+        check_registers(load_settings(None, environ), discover())
+    for part in named:
+        assert part in str(refused.value), (part, str(refused.value))

@@ -149,6 +149,12 @@ class Register:
     # What a dataset of this register looks like, for messages about inbox entries that are not one.
     dataset_description: str = ""
 
+    def setting_problems(self, settings: Mapping[str, Any]) -> dict[str, str]:
+        """The rules the register's effective settings break beyond their types (a value outside a fixed set, a
+        share above 1), by key: checked with the whole configuration at start, so a bad value is exit 2 then,
+        not a refusal when the first dataset arrives."""
+        return {}
+
     def recognise(self, path: Path) -> str | None:
         """The format version of a complete dataset at `path`, or None if this is not one."""
         raise NotImplementedError

@@ -89,6 +89,11 @@ class AutorisationRegister(Register):
             return None
         return "csv"
 
+    def setting_problems(self, settings: Mapping[str, Any]) -> dict[str, str]:
+        if not 0 < float(settings["change_guard"]) <= 1:
+            return {"change_guard": "must be a share above 0 and at most 1 (1 switches the guard off)"}
+        return {}
+
     def could_be_dataset(self, path: Path) -> bool:
         return path.is_dir() or path.suffix.lower() == ".csv"
 

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from importer.errors import DataError, UsageError
+from importer.errors import DataError
 from importer.load.plugin import (
     FeedView,
     ParsedDataset,
@@ -76,6 +76,13 @@ class DoseringsforslagRegister(Register):
             return parser.FORMAT
         return v2.FORMAT if v2.has_data_file(path) else None
 
+    def setting_problems(self, settings: Mapping[str, Any]) -> dict[str, str]:
+        try:
+            fmk.check_versions(list(settings["fmk_versions"]))
+        except ValueError as error:
+            return {"fmk_versions": str(error)}
+        return {}
+
     def could_be_dataset(self, path: Path) -> bool:
         return path.is_dir() or path.suffix.lower() == ".zip"
 
@@ -88,14 +95,8 @@ class DoseringsforslagRegister(Register):
     def _parse(self, path: Path, settings: Mapping[str, Any]) -> ParsedDataset:
         zip_max_bytes = int(float(settings["zip_max_mb"]) * (1 << 20))
         if self.recognise(path) == v2.FORMAT:
-            versions = settings.get("fmk_versions", fmk.DEFAULT_VERSIONS)
-            if isinstance(versions, str):
-                versions = [item.strip() for item in versions.split(",") if item.strip()]
-            try:
-                checked = fmk.check_versions(list(versions))
-            except ValueError as error:
-                raise UsageError(f"doseringsforslag fmk_versions: {error}") from None
-            return v2.parse_dataset(path, zip_max_bytes, checked, bool(settings.get("double_encoded_wording", True)))
+            versions = fmk.check_versions(list(settings["fmk_versions"]))  # valid: checked at start (setting_problems)
+            return v2.parse_dataset(path, zip_max_bytes, versions, bool(settings.get("double_encoded_wording", True)))
         return parser.parse_dataset(path, zip_max_bytes=zip_max_bytes)
 
     def check_sequence(
