@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from importer.daemon.loop import dataset_hashes
 from importer.load import inbox
 from tests.conftest import Databases, run_cli
 from tests.registers.autorisation.kit import FIRST, SECOND, write_dump
@@ -170,7 +169,7 @@ def test_replay_reads_the_daemons_archive_as_the_daemon_writes_it(databases: Dat
     for year, name, lines in ((2025, "20251231AutDK.csv", FIRST), (2026, "20260101AutDK.csv", SECOND),
                               (2026, "20260101AutDK.csv", SECOND)):  # the last: delivered twice, archived as .1
         dataset = write_dump(root / "autorisation" / ".processing", name, lines)
-        inbox.archive(root, "autorisation", dataset, year, dataset_hashes(dataset))
+        inbox.archive(root, "autorisation", dataset, year, inbox.entry_files(dataset))
     archive = root / "autorisation" / "processed"
     assert (archive / "2026" / "20260101AutDK.csv.1").exists()
 

@@ -11,7 +11,6 @@ A data error locks the register (LOCKED + `failed/`); an infrastructure error gi
 inbox and retries with exponential backoff; neither affects other registers.
 """
 
-import hashlib
 import os
 import signal
 import sys
@@ -78,22 +77,6 @@ def backoff_delay(failures: int, initial_s: float, max_s: float) -> float:
     if failures <= 0:
         return 0.0
     return float(min(max_s, initial_s * 2 ** min(failures - 1, 32)))
-
-
-def dataset_hashes(path: Path) -> dict[str, str]:
-    """sha256 of every file of a dataset (markers and hidden files aside), by path relative to the dataset."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    result: dict[str, str] = {}
-    for file in files:
-        relative = file.name if file == path else file.relative_to(path).as_posix()
-        if file.name == inbox.MARKER or any(part.startswith(".") for part in Path(relative).parts):
-            continue
-        digest = hashlib.sha256()
-        with file.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-        result[relative] = digest.hexdigest()
-    return result
 
 
 @dataclass(frozen=True)
@@ -257,7 +240,7 @@ class RegisterWorker:
     # --- one dataset ---------------------------------------------------------------------------------------
 
     def _import(self, dataset: Path) -> bool:
-        hashes = dataset_hashes(dataset)
+        hashes = inbox.entry_files(dataset)
         if self.pipeline.already_imported(self.register, dataset, hashes):
             log.warning("dataset already in production, archiving it without importing again", dataset=dataset.name)
             self._archive(dataset, hashes)

@@ -4,6 +4,7 @@ A LOCKED file holds the reason an import was refused; while it exists the daemon
 for that register. `stamdata-importer unlock` removes it.
 """
 
+import hashlib
 import os
 import re
 import shutil
@@ -262,3 +263,24 @@ def under_name(path: Path, name: str, scratch: Path) -> Path:
     except OSError:
         shutil.copy2(path, target)
     return target
+
+
+def entry_files(path: Path) -> dict[str, str]:
+    """sha256 of every file of an inbox entry (markers and hidden files aside), by path relative to the entry."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    result: dict[str, str] = {}
+    for file in files:
+        relative = file.name if file == path else file.relative_to(path).as_posix()
+        if file.name == MARKER or any(part.startswith(".") for part in Path(relative).parts):
+            continue
+        digest = hashlib.sha256()
+        with file.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        result[relative] = digest.hexdigest()
+    return result
+
+
+def entry_digest(files: dict[str, str]) -> str:
+    """One sha256 for a whole entry, from `entry_files`: the same files with the same content, the same digest."""
+    return hashlib.sha256("".join(f"{digest}  {name}\n" for name, digest in sorted(files.items())).encode()).hexdigest()

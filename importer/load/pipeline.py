@@ -23,7 +23,7 @@ from importer.clock import Clock, SystemClock, whole_seconds
 from importer.config import Settings
 from importer.db import create_engine
 from importer.errors import DataError, ImporterError, InfrastructureError, as_infrastructure
-from importer.load import migrate
+from importer.load import inbox, migrate
 from importer.load.bulk import SCRATCH_OPTION, insert_frame
 from importer.load.locks import RegisterLocks
 from importer.load.plugin import ParsedDataset, Register, SequenceContext
@@ -71,6 +71,7 @@ class Run:
     digests: dict[str, np.ndarray] = field(default_factory=dict)  # per table, for the snapshot comparison
     transaction_time: datetime | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    entry_digest: str = ""  # sha256 of the inbox entry as delivered (inbox.entry_digest)
 
     @property
     def data(self) -> ParsedDataset:
@@ -167,19 +168,23 @@ class Pipeline:
         what its parser reports)."""
         try:
             with self.production.connect() as connection:
-                stored = ImportStatus.of(register).inputs_imported_as(connection, dataset.name)
+                stored = ImportStatus.of(register).successes_of(connection, dataset.name)
         except sa.exc.DBAPIError as error:
             raise InfrastructureError(f"database error while checking {dataset.name}: {error.orig}") from error
-        if not stored:
+        digest = inbox.entry_digest(dict(files))
+        if any(kept == digest for kept, _ in stored):
+            return True
+        legacy = [inputs for kept, inputs in stored if kept is None]  # recorded before the entry's digest was kept
+        if not legacy:
             return False
-        if any(sorted(inputs.values()) == sorted(files.values()) for inputs in stored):
+        if any(sorted(inputs.values()) == sorted(files.values()) for inputs in legacy):
             return True
         settings = self.settings.for_register(register.name, register.settings_defaults)
         try:
             reported = register.parse(dataset, settings).files
         except Exception:  # a dataset the parser refuses was not imported successfully either
             return False
-        return any(inputs == reported for inputs in stored)
+        return any(inputs == reported for inputs in legacy)
 
     def lock(self, register: str, wait_s: float) -> AbstractContextManager[None]:
         """The register's lock (see importer/load/locks.py): claim, import and archive happen under it."""
@@ -273,6 +278,7 @@ class Pipeline:
         if path.exists() and not (path.is_file() or path.is_dir()):  # a FIFO or a device would block or never end
             raise DataError.single("not-a-regular-file", "a dataset is a regular file or a directory", file=path.name)
         try:
+            run.entry_digest = inbox.entry_digest(inbox.entry_files(path)) if path.exists() else ""
             parsed = run.register.parse(path, run.settings)
         except OSError as error:
             raise InfrastructureError(f"cannot read {path}: {error}") from error
@@ -295,7 +301,7 @@ class Pipeline:
             with _infrastructure_errors(f"recording the start in {database}"):
                 status_id = status.start(engine, Started(
                     run_id=run.id, dataset=run.data.name, version=run.data.version, files=run.data.files,
-                    transaction_time=run.at, started=whole_seconds(self.clock.now()),
+                    digest=run.entry_digest, transaction_time=run.at, started=whole_seconds(self.clock.now()),
                 ))
         try:
             with _infrastructure_errors(f"importing into {database}"), engine.connect() as connection:

@@ -37,6 +37,7 @@ def import_status_table(name: str, metadata: sa.MetaData) -> sa.Table:
         sa.Column("Dataset", sa.String(255)),
         sa.Column("DatasetVersion", sa.String(32)),
         sa.Column("InputFiles", sa.Text),
+        sa.Column("DatasetDigest", sa.CHAR(64)),  # sha256 of the inbox entry as delivered (see inbox.entry_digest)
         sa.Column("TransactionTime", DateTimeSeconds),
         sa.Column("ValidFrom", DateTimeSeconds),
         sa.Column("RowsRead", sa.BigInteger),
@@ -80,6 +81,7 @@ class Started:
     dataset: str
     version: str
     files: Mapping[str, str]
+    digest: str  # of the inbox entry as delivered
     transaction_time: datetime
     started: datetime
 
@@ -125,6 +127,7 @@ class ImportStatus:
                     Dataset=run.dataset[:255],
                     DatasetVersion=run.version,
                     InputFiles=json.dumps(dict(run.files), sort_keys=True),
+                    DatasetDigest=run.digest,
                     TransactionTime=run.transaction_time,
                 )
             )
@@ -219,13 +222,14 @@ class ImportStatus:
         rows = connection.execute(sa.select(self.table.c.Dataset).where(self.table.c.Outcome == SUCCESS))
         return {row.Dataset for row in rows}
 
-    def inputs_imported_as(self, connection: sa.Connection, dataset: str) -> list[dict[str, str]]:
-        """The input files (name -> sha256) of every successful import of a dataset of that name."""
+    def successes_of(self, connection: sa.Connection, dataset: str) -> list[tuple[str | None, dict[str, str]]]:
+        """(entry digest, input files) of every successful import of a dataset of that name; the digest is None
+        for runs recorded before it was kept."""
         rows = connection.execute(
-            sa.select(self.table.c.InputFiles)
+            sa.select(self.table.c.DatasetDigest, self.table.c.InputFiles)
             .where(self.table.c.Outcome == SUCCESS, self.table.c.Dataset == dataset[:255])
         ).all()
-        return [_json_dict(row.InputFiles) for row in rows]
+        return [(row.DatasetDigest, _json_dict(row.InputFiles)) for row in rows]
 
     # --- re-synchronisation -----------------------------------------------------------------------------------
 

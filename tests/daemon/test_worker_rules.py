@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from importer.daemon.loop import backoff_delay, dataset_hashes
+from importer.daemon.loop import backoff_delay
 from importer.daemon.systemd import Notifier
 from importer.load import inbox
 from importer.load.locks import RegisterBusy
@@ -89,7 +89,7 @@ def test_a_refused_dataset_is_locked_before_it_moves_and_archives_keep_their_che
 
     again = root / "autorisation" / ".processing" / "20261120AutDK.csv"
     again.write_text("y\n")
-    hashes = dataset_hashes(again)
+    hashes = inbox.entry_files(again)
     target = inbox.archive(root, "autorisation", again, 2026, hashes)
     assert target == root / "autorisation" / "processed" / "2026" / "20261120AutDK.csv"
     checksum = target.with_name("20261120AutDK.csv.sha256").read_text()

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from importer.errors import DataError, InfrastructureError
+from importer.load import inbox
 from importer.load.pipeline import Pipeline
 from importer.load.snapshot import Snapshot, SnapshotStore
 from importer.load.temporal import OpenState
@@ -251,3 +252,24 @@ def test_half_written_snapshots_of_killed_writers_are_removed(tmp_path: Path) ->
         temporary.write_bytes(b"half")
     SnapshotStore(tmp_path, "databases")
     assert not dead.exists() and alive.exists()
+
+
+def test_already_imported_is_decided_by_the_entrys_digest_without_parsing(
+    databases: Databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = Pipeline(databases.settings())
+    try:
+        dump = write_dump(tmp_path / "drop", "20261120AutDK.csv", FIRST)
+        pipeline.import_dataset(REGISTER, dump)
+
+        def no_parsing(*_: object) -> None:
+            raise AssertionError("parsed again")
+
+        monkeypatch.setattr(type(REGISTER), "parse", no_parsing)
+        assert pipeline.already_imported(REGISTER, dump, inbox.entry_files(dump))
+        changed = write_dump(tmp_path / "again", "20261120AutDK.csv", SECOND)  # same name, other content
+        assert not pipeline.already_imported(REGISTER, changed, inbox.entry_files(changed))
+    finally:
+        pipeline.close()
+    (row,) = databases.rows("production", "autorisationimporterImportStatus")
+    assert row["DatasetDigest"] == inbox.entry_digest(inbox.entry_files(dump))
