@@ -39,3 +39,10 @@ def create_import_status_table_v1(name: str) -> None:
         **MYSQL,
     )
     op.create_index(f"ix_{name}_StartTime", name, ["StartTime"])
+
+
+def create_import_status_table_v2(name: str) -> None:
+    """A register's ImportStatus table as of V20261201_2300 (v1 and `DatasetDigest`): what a new register's
+    revision creates. V20261201_2300 brought the tables of the registers before it to this shape."""
+    create_import_status_table_v1(name)
+    op.add_column(name, sa.Column("DatasetDigest", sa.CHAR(64)))

@@ -43,5 +43,14 @@ class AutorisationKit:
                        "column-count", "20261126AutDK.csv:2"),
         ]
 
+    def half_written(self, directory: Path) -> list[Path]:
+        # A dump is one file with no header or trailer, so a cut file cannot be told from a whole one (the daemon
+        # waits for it by rename, marker or quiet period); a dataset directory still waiting for its file can.
+        empty = directory / "delivery-empty"
+        empty.mkdir(parents=True)
+        copying = directory / "delivery-copying"
+        write_dump(copying, ".20261122AutDK.csv.part", FIRST[:1])  # still being written under a hidden name
+        return [empty, copying]
+
 
 KIT = AutorisationKit()

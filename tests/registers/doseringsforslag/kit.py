@@ -1,6 +1,7 @@
 """Conformance kit of the doseringsforslag register, and small releases for its own tests."""
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,17 @@ class DoseringsforslagKit:
 
     def bad_datasets(self, directory: Path) -> list[BadDataset]:
         return bad_releases(directory, 3)
+
+    def half_written(self, directory: Path) -> list[Path]:
+        # A directory whose last file has not arrived yet, and a ZIP cut short (its central directory, at the end,
+        # is missing): neither may be recognised before the rest is there.
+        documents: dict[str, Any] = release_files(3)
+        documents["DrugsDosageStructures.json"] = None
+        partial = write_release(directory / "release-003", documents)
+        complete = write_release(directory / "zip-source", release_files(3))
+        archive = Path(shutil.make_archive(str(directory / "release-003"), "zip", complete))
+        archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+        return [partial, archive]
 
 
 KIT = DoseringsforslagKit()
