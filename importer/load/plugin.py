@@ -122,6 +122,24 @@ def check_dataset_date(
             f"(max_future_days {limit:g})"]
 
 
+def sequence_by_date(
+    previous: PreviousImport | None, parsed: ParsedDataset, context: SequenceContext, *, default_future_days: float
+) -> Sequenced:
+    """The sequence check of a register of dated full dumps (`version` is the file date, yyyyMMdd): a plausible
+    date (`check_dataset_date`), strictly later than the newest successful import (`same-date`, `older-date`)."""
+    notes = check_dataset_date(parsed.valid_from, context, what="dataset date", file=parsed.name,
+                               default_future_days=default_future_days)
+    if previous is not None and parsed.version <= previous.version:
+        rule = "same-date" if parsed.version == previous.version else "older-date"
+        raise DataError.single(
+            rule,
+            f"dataset date {parsed.version} is not later than the newest imported {previous.version} "
+            f"({previous.dataset})",
+            file=parsed.name,
+        )
+    return Sequenced(valid_from=parsed.valid_from, notes=notes)
+
+
 @dataclass(frozen=True)
 class FeedView:
     """A replication view: `register/datatype/vN` over one table's columns, in the order they are exposed."""

@@ -15,7 +15,7 @@ from importer.load.plugin import (
     Register,
     SequenceContext,
     Sequenced,
-    check_dataset_date,
+    sequence_by_date,
     within_dataset,
 )
 from importer.load.temporal import OPEN_END, TableDelta
@@ -109,17 +109,8 @@ class AutorisationRegister(Register):
     def check_sequence(
         self, previous: PreviousImport | None, parsed: ParsedDataset, context: SequenceContext
     ) -> Sequenced:
-        notes = check_dataset_date(parsed.valid_from, context, what="dataset date", file=parsed.name,
-                                   default_future_days=float(self.settings_defaults["max_future_days"]))
-        if previous is not None and parsed.version <= previous.version:
-            rule = "same-date" if parsed.version == previous.version else "older-date"
-            raise DataError.single(
-                rule,
-                f"dataset date {parsed.version} is not later than the newest imported "
-                f"{previous.version} ({previous.dataset})",
-                file=parsed.name,
-            )
-        return Sequenced(valid_from=parsed.valid_from, notes=notes)
+        return sequence_by_date(previous, parsed, context,
+                                default_future_days=float(self.settings_defaults["max_future_days"]))
 
     def check_delta(self, deltas: Sequence[TableDelta], settings: Mapping[str, Any], force: bool) -> list[str]:
         """The reduction guard (authorisations that disappear) and the change guard (authorisations whose
