@@ -199,29 +199,32 @@ def page_updated(entries: Sequence[Entry], now: datetime) -> datetime:
     return entries[-1].modified if entries else now
 
 
+# As the platform's own copy-register service renders a feed (FORMATS.md §4.1): its clients were built on it.
+FEED_TITLE = "Stamdata Registry Feed"
+FEED_AUTHOR = "National Sundheds IT"
+
+
 def render_atom(feed: Feed, entries: Sequence[Entry], now: datetime, links: Mapping[str, str]) -> str:
-    """Atom 1.0: one entry per row version; its content is one element named after the datatype."""
+    """Atom 1.0 as the platform renders it: one entry per row version, an empty entry title, the content one
+    element named after the datatype with the fields qualified in the view's namespace. A NULL column is left
+    out (the views' XSDs allow no xsi:nil); an open ValidTo is written as 2999-12-31 like any other value."""
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n',
         f"<feed xmlns={quoteattr(ATOM_NS)}>",
         f"<id>{_xml_text(feed.feed_id)}</id>",
-        f"<title>{_xml_text(feed.path)}</title>",
+        f"<title>{FEED_TITLE}</title>",
         f"<updated>{render_time(page_updated(entries, now))}</updated>",
-        "<author><name>stamdata importer</name></author>",
+        f"<author><name>{FEED_AUTHOR}</name></author>",
     ]
     parts.extend(f"<link rel={quoteattr(rel)} href={quoteattr(href)}/>" for rel, href in links.items())
-    opening = f"<{feed.datatype} xmlns={quoteattr(feed.namespace)} xmlns:xsi={quoteattr(XSI_NS)}>"
+    opening = f"<{feed.datatype} xmlns={quoteattr(feed.namespace)}>"
     for entry in entries:
         parts.append(
-            f"<entry><id>{_xml_text(feed.entry_id(entry.token))}</id><title>{entry.token}</title>"
+            f"<entry><id>{_xml_text(feed.entry_id(entry.token))}</id><title/>"
             f"<updated>{render_time(entry.modified)}</updated>"
             f'<content type="application/xml">{opening}'
         )
-        for name, value in entry.values:
-            if value is None:
-                parts.append(f'<{name} xsi:nil="true"/>')
-            else:
-                parts.append(f"<{name}>{_xml_text(_text(value))}</{name}>")
+        parts.extend(f"<{name}>{_xml_text(_text(value))}</{name}>" for name, value in entry.values if value is not None)
         parts.append(f"</{feed.datatype}></content></entry>")
     parts.append("</feed>\n")
     return "".join(parts)

@@ -111,7 +111,8 @@ def _feed_endpoint(view: feeds.Feed, database: FacadeDatabase) -> Callable[..., 
         last = entries[-1].token if entries else after
         links = {"self": f"/replication/{view.path}?offset={after}&maxRecords={size}",
                  "next": f"/replication/{view.path}?offset={last}&maxRecords={size}"}
-        return Response(feeds.render_atom(view, entries, now, links), media_type=ATOM)
+        # The charset named: a browser would otherwise guess, and show Ã˜jvind.
+        return Response(feeds.render_atom(view, entries, now, links), media_type=f"{ATOM}; charset=utf-8")
 
     return endpoint
 

@@ -54,9 +54,10 @@ def parse_page(feed: Feed, body: bytes) -> list[tuple[Token, datetime, dict[str,
         (record,) = list(content)
         assert record.tag == f"{{{feed.namespace}}}{feed.datatype}"
         names = [child.tag.split("}", 1)[1] for child in record]
-        assert names == list(columns), "fields in view order, nothing else (no PID)"
-        values = {child.tag.split("}", 1)[1]: None if child.get(NIL) == "true" else
-                  parse_value(child.text, columns[child.tag.split("}", 1)[1]]) for child in record}
+        assert names == [name for name in columns if name in names], "fields in view order, nothing else (no PID)"
+        assert not any(child.get(NIL) for child in record), "a NULL column is left out, never xsi:nil"
+        values: dict[str, Any] = dict.fromkeys(columns)  # a field left out is NULL
+        values.update({name: parse_value(child.text, columns[name]) for name, child in zip(names, record, strict=True)})
         entries.append((token, updated, values))
     return entries
 

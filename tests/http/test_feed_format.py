@@ -57,8 +57,9 @@ def test_text_that_xml_cannot_carry_raw_is_escaped_and_still_parses() -> None:
     record = ElementTree.fromstring(body).find(f"{A}entry/{A}content")[0]  # type: ignore[index]
     by_name = {child.tag.split("}")[1]: child for child in record}
     assert by_name["fornavn"].text == "A <b> & \"c\"\r\nd\ufffd"
-    assert by_name["efternavn"].text is None and by_name["efternavn"].get(f"{{{XSI_NS}}}nil") is None
-    assert by_name["uddannelseskode"].get(f"{{{XSI_NS}}}nil") == "true"
+    assert by_name["efternavn"].text is None and by_name["efternavn"].get(f"{{{XSI_NS}}}nil") is None  # ""
+    assert "uddannelseskode" not in by_name, "a NULL column is left out (FORMATS §4.1), never xsi:nil"
+    assert XSI_NS not in body
     assert by_name["validTo"].text == "2999-12-31T00:00:00Z"
 
 
@@ -76,11 +77,13 @@ def test_atom_pages_carry_the_protocols_ids_namespaces_and_field_order(served) -
     for feed in bind_views(discover().values()):
         response = served.client.get(f"/replication/{feed.path}")
         assert response.status_code == 200
-        assert response.headers["content-type"].startswith("application/atom+xml")
+        assert response.headers["content-type"] == "application/atom+xml; charset=utf-8"
         root = ElementTree.fromstring(response.content)
         assert root.tag == f"{A}feed"
         assert root.findtext(f"{A}id") == f"tag:nsi.dk,2011:{feed.path}"
-        assert root.find(f"{A}title") is not None and root.find(f"{A}author/{A}name") is not None
+        # As the platform's own service renders it (FORMATS §4.1).
+        assert root.findtext(f"{A}title") == "Stamdata Registry Feed"
+        assert root.findtext(f"{A}author/{A}name") == "National Sundheds IT"
         entries = root.findall(f"{A}entry")
         assert entries, feed.path
         assert root.findtext(f"{A}updated") == entries[-1].findtext(f"{A}updated")
@@ -94,9 +97,14 @@ def test_atom_pages_carry_the_protocols_ids_namespaces_and_field_order(served) -
             assert content is not None and content.get("type") == "application/xml"
             (record,) = list(content)
             assert record.tag == f"{{http://nsi.dk/-/stamdata/3.0/{feed.register}}}{feed.datatype}"
+            assert entry.find(f"{A}title") is not None and entry.findtext(f"{A}title") == ""
             names = [child.tag for child in record]
-            assert names == [f"{{{feed.namespace}}}{name}" for name, _ in feed.fields]
+            in_order = [f"{{{feed.namespace}}}{name}" for name, _ in feed.fields]
+            assert names == [name for name in in_order if name in names]  # view order; NULL columns left out
+            required = [f"{{{feed.namespace}}}{name}" for name, column in feed.fields if not column.nullable]
+            assert set(required) <= set(names)
             assert not any("PID" in name for name in names)
+            assert not any(child.get(f"{{{XSI_NS}}}nil") for child in record)
         open_ends = [child.text for child in root.iter(f"{{{feed.namespace}}}validTo")]
         assert "2999-12-31T00:00:00Z" in open_ends
 
