@@ -54,7 +54,9 @@ class DoseringsforslagRegister(Register):
         "fmk_versions": list(fmk.DEFAULT_VERSIONS),
         # Format v2: write the translations' fixed wording double-encoded, byte for byte as the published
         # releases have it (`DoseringsforlÃ¸bet`); false writes correct Danish letters instead.
-        "double_encoded_wording": True,
+        # The published releases 27 and 29 carry double-encoded Danish wording (`hÃ¸jst`), a defect of the old
+        # generator corrected in later releases: correct letters unless this legacy mode is asked for.
+        "double_encoded_wording": False,
     }
     feed_views = (
         _view("version", "DosageVersion", ["releaseNumber", "releaseDate", "lmsDate", "daDate"]),
@@ -96,7 +98,7 @@ class DoseringsforslagRegister(Register):
         zip_max_bytes = int(float(settings["zip_max_mb"]) * (1 << 20))
         if self.recognise(path) == v2.FORMAT:
             versions = fmk.check_versions(list(settings["fmk_versions"]))  # valid: checked at start (setting_problems)
-            return v2.parse_dataset(path, zip_max_bytes, versions, bool(settings.get("double_encoded_wording", True)))
+            return v2.parse_dataset(path, zip_max_bytes, versions, bool(settings.get("double_encoded_wording", False)))
         return parser.parse_dataset(path, zip_max_bytes=zip_max_bytes)
 
     def check_sequence(

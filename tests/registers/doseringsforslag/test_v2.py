@@ -18,7 +18,9 @@ from tests.registers.doseringsforslag.reference import COLUMNS, DATA, expected_r
 
 TABLES = [spec.name for spec in REGISTER.tables]
 INPUT = "input_merged_added.txt"
-OLD_VERSIONS = {"STAMDATA_DOSERINGSFORSLAG_FMK_VERSIONS": "1.2.6,1.4.0,1.4.2,1.4.4"}
+# How releases 27 and 29 were generated: the FMK versions of 2016 and the double-encoded wording of that generator.
+OLD_VERSIONS = {"STAMDATA_DOSERINGSFORSLAG_FMK_VERSIONS": "1.2.6,1.4.0,1.4.2,1.4.4",
+                "STAMDATA_DOSERINGSFORSLAG_DOUBLE_ENCODED_WORDING": "true"}
 HEADER = "drugid|name|enhed_e|enhed_f|kode|iteration|type|mapning|tekst|version|maalgruppe"
 GOOD_ROWS = [
     "28100010554|Marzine|tablet|tabletter||.| | | |{v}|voksne",
@@ -193,10 +195,10 @@ def test_a_row_with_the_wrong_number_of_fields_is_refused_with_its_line(tmp_path
         REGISTER.parse(small(tmp_path / "drop", 1, rows), {"zip_max_mb": 1.0, "fmk_versions": ["1.4.0"]})
 
 
-def test_correct_danish_letters_on_request(tmp_path: Path) -> None:
+def test_correct_danish_letters_by_default_and_the_old_wording_on_request(tmp_path: Path) -> None:
     dataset = small(tmp_path / "drop", 1)
-    published = REGISTER.parse(dataset, {"zip_max_mb": 1.0, "fmk_versions": ["1.4.6"]})
-    correct = REGISTER.parse(dataset, {"zip_max_mb": 1.0, "fmk_versions": ["1.4.6"], "double_encoded_wording": False})
+    published = REGISTER.parse(dataset, {"zip_max_mb": 1.0, "fmk_versions": ["1.4.6"], "double_encoded_wording": True})
+    correct = REGISTER.parse(dataset, {"zip_max_mb": 1.0, "fmk_versions": ["1.4.6"]})
     before, after = (p.frames["DosageStructure"]["longTranslation"].iloc[0] for p in (published, correct))
     assert before.startswith("DoseringsforlÃ¸bet starter") and after.startswith("Doseringsforløbet starter")
     assert list(correct.frames["DosageStructure"]["code"]) == list(published.frames["DosageStructure"]["code"])
