@@ -9,7 +9,6 @@ first line is a v2 header) and optionally `DosageVersion.json`. Other files are 
 path component, a second data file, or more than `zip_max_mb` of uncompressed data is refused.
 """
 
-import contextlib
 import re
 import zipfile
 from collections import Counter
@@ -42,7 +41,6 @@ _RELEASE_NUMBER = re.compile(r"[0-9]{1,19}")  # ASCII digits, at most BIGINT's
 class DataFile:
     name: str
     data: bytes
-    modified: date  # the file's modification date (a ZIP member's timestamp)
 
 
 def header(line: str) -> tuple[str, list[str]] | None:
@@ -97,8 +95,7 @@ def _read(path: Path, max_bytes: int) -> tuple[DataFile, source.RawFile | None, 
     if path.is_dir():
         for child in sorted(path.iterdir()):
             if child.is_file() and (_is_candidate(child.name) or child.name == source.VERSION_FILE):
-                stamp = datetime.fromtimestamp(child.stat().st_mtime).date()
-                files[child.name] = DataFile(child.name, child.read_bytes(), stamp)
+                files[child.name] = DataFile(child.name, child.read_bytes())
         kind = "directory"
     elif path.is_file() and zipfile.is_zipfile(path):
         files = _read_zip(path, max_bytes)
@@ -138,7 +135,7 @@ def _read_zip(path: Path, max_bytes: int) -> dict[str, DataFile]:
                                            file=f"{path.name}/{member.filename}")
                 data = source._read_capped(archive, member, budget, path.name)
                 budget -= len(data)
-                files[member.filename] = DataFile(member.filename, data, date(*member.date_time[:3]))
+                files[member.filename] = DataFile(member.filename, data)
             return files
     except zipfile.BadZipFile as error:
         raise DataError.single("zip-corrupt", f"the ZIP cannot be read: {error}", file=path.name) from None
@@ -224,11 +221,18 @@ def _release(data: DataFile, raw_version: source.RawFile | None, versions: dict[
         shown = number if len(number) <= 40 else f"{number[:20]}... ({len(number)} characters)"
         raise DataError.single("release-number", f"version {shown!r} is not a release number (1 to "
                                f"{parser.RELEASE.bounds[1]})", file=data.name, line=versions[number] or None)
+    # A file's modification time is not a release date (a copy, a restore or a re-zip moves it, and it once moved
+    # release 29's validity to the day of its import): the date is stated, in DosageVersion.json or the name.
     match = _NAME_DATE.search(dataset)
-    when, origin = (data.modified, "the data file's modification date")
-    if match:
-        with contextlib.suppress(ValueError):
-            when, origin = date(*map(int, match.groups())), "the date in the dataset's name"
+    if match is None:
+        raise DataError.single("release-date", f"no {source.VERSION_FILE} and no date in the dataset's name (e.g. "
+                               "release-030-2026-01-05 or doseringsforslag-20260105.zip): the release date is "
+                               "unknown", file=data.name)
+    try:
+        when, origin = date(*map(int, match.groups())), "the date in the dataset's name"
+    except ValueError:
+        raise DataError.single("release-date", f"{match.group(0)!r} in the dataset's name is not a date",
+                               file=data.name) from None
     if versions[number] == 0:
         origin += ", the release number from the dataset's name"
     record = {"releaseNumber": int(number), "releaseDate": when.isoformat(), "lmsDate": UNUSED_DATE,

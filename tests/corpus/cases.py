@@ -279,7 +279,7 @@ def v2_csv(rows: list[str], header: str = V2_HEADER, version: int | str = DOS_NE
     return ("\r\n".join(lines) + "\r\n").encode("iso-8859-1")
 
 
-def v2(title: str, data: bytes, rule: str, line: int | None, name: str = "drop-v2", extra_files:
+def v2(title: str, data: bytes, rule: str, line: int | None, name: str = "drop-v2-2026-01-05", extra_files:
        dict[str, bytes] | None = None, where: str | None = None) -> Case:
     files = {"doseringsforslag.csv": data, **(extra_files or {})}
     location = where or ("doseringsforslag.csv" + (f":{line}" if line is not None else ""))
@@ -437,8 +437,11 @@ DOSERINGSFORSLAG_CASES: list[Case] = [
                                 ("DosageVersion.json", version_json(DOS_NEXT, "2999-12-31"))]),
          "open-end-date", "drop-v2.zip", form="v2-zip"),
     Case("a v2 ZIP of release 9223372036854775807",
-         zip_of("drop-v2.zip", [("doseringsforslag.csv", v2_csv(V2_ROWS, version=2**63 - 1))]), "release-gap",
-         "drop-v2.zip", form="v2-zip"),
+         zip_of("drop-v2-20260105.zip", [("doseringsforslag.csv", v2_csv(V2_ROWS, version=2**63 - 1))]),
+         "release-gap", "drop-v2-20260105.zip", form="v2-zip"),
+    Case("a v2 ZIP with neither DosageVersion.json nor a date in its name (a file time is no release date)",
+         zip_of("drop-v2.zip", [("doseringsforslag.csv", v2_csv(V2_ROWS))]), "release-date",
+         "drop-v2.zip/doseringsforslag.csv", form="v2-zip"),
 ]
 
 CASES = {"autorisation": AUTORISATION_CASES, "doseringsforslag": DOSERINGSFORSLAG_CASES}
@@ -463,7 +466,7 @@ def good_next(register: str, directory: Path) -> Path:
 
 
 def good_next_v2(directory: Path) -> Path:
-    return v1_dir("drop-v2", {"doseringsforslag.csv": v2_csv(V2_ROWS)})(directory)
+    return v1_dir("drop-v2-2026-01-05", {"doseringsforslag.csv": v2_csv(V2_ROWS)})(directory)
 
 
 __all__ = ["BASELINES", "CASES", "CPR_PREFIX", "Case", "date", "good_next", "good_next_v2"]

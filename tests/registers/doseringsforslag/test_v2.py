@@ -152,7 +152,7 @@ def test_a_small_delivery_with_default_versions_then_bad_deliveries_refused(
 @pytest.mark.parametrize("versions", ["1.4.6,1.2.6", "1.4.6"])
 def test_the_version_list_is_configuration(versions: str, tmp_path: Path) -> None:
     settings = {"zip_max_mb": 1.0, "fmk_versions": versions.split(",")}
-    parsed = REGISTER.parse(small(tmp_path / "drop", 1), settings)
+    parsed = REGISTER.parse(small(tmp_path / "drop-2026-01-05", 1), settings)
     xml = parsed.frames["DosageStructure"]["xml"].iloc[0]
     assert re.findall(r"<Version>(.*?)</Version>", xml) == versions.split(",")
 
@@ -165,13 +165,14 @@ def test_without_version_file_or_column_the_name_gives_release_and_date(tmp_path
     assert (parsed.version, parsed.valid_from.date().isoformat()) == ("31", "2026-02-01")
     assert "from the date in the dataset's name, the release number from the dataset's name" in parsed.warnings[0]
     with pytest.raises(DataError, match="release-number"):
-        REGISTER.parse(small(tmp_path / "drop", 0, rows, header), {"zip_max_mb": 1.0, "fmk_versions": ["1.4.6"]})
+        REGISTER.parse(small(tmp_path / "drop-2026-01-05", 0, rows, header),
+                       {"zip_max_mb": 1.0, "fmk_versions": ["1.4.6"]})
 
 
 def test_delimiter_encoding_zip_and_old_header_are_detected(tmp_path: Path) -> None:
     """Tab and UTF-8 with a BOM, `pname`, inside a ZIP beside DosageVersion.json: the same tables as `|`/Latin-1."""
     settings = {"zip_max_mb": 1.0, "fmk_versions": ["1.4.0"]}
-    reference = REGISTER.parse(small(tmp_path / "ref", 4), settings)
+    reference = REGISTER.parse(small(tmp_path / "ref-2026-01-05", 4), settings)
     lines = [HEADER.replace("|name|", "|pname|"), *(row.format(v=4) for row in GOOD_ROWS)]
     text = "\n".join(line.replace("|", "\t") for line in lines)
     archive = tmp_path / "drop.zip"
@@ -192,13 +193,25 @@ def test_a_row_with_the_wrong_number_of_fields_is_refused_with_its_line(tmp_path
     rows = [row.format(v=1) for row in GOOD_ROWS]
     rows[1] += "|extra"
     with pytest.raises(DataError, match=r"doseringsforslag.csv:3: field-count: 12 fields, the header has 11"):
-        REGISTER.parse(small(tmp_path / "drop", 1, rows), {"zip_max_mb": 1.0, "fmk_versions": ["1.4.0"]})
+        REGISTER.parse(small(tmp_path / "drop-2026-01-05", 1, rows), {"zip_max_mb": 1.0, "fmk_versions": ["1.4.0"]})
 
 
 def test_correct_danish_letters_by_default_and_the_old_wording_on_request(tmp_path: Path) -> None:
-    dataset = small(tmp_path / "drop", 1)
+    dataset = small(tmp_path / "drop-2026-01-05", 1)
     published = REGISTER.parse(dataset, {"zip_max_mb": 1.0, "fmk_versions": ["1.4.6"], "double_encoded_wording": True})
     correct = REGISTER.parse(dataset, {"zip_max_mb": 1.0, "fmk_versions": ["1.4.6"]})
     before, after = (p.frames["DosageStructure"]["longTranslation"].iloc[0] for p in (published, correct))
     assert before.startswith("DoseringsforlÃ¸bet starter") and after.startswith("Doseringsforløbet starter")
     assert list(correct.frames["DosageStructure"]["code"]) == list(published.frames["DosageStructure"]["code"])
+
+
+def test_a_release_date_comes_from_the_version_file_or_the_name_never_from_a_file_time(tmp_path: Path) -> None:
+    settings = {"zip_max_mb": 1.0, "fmk_versions": ["1.4.6"]}
+    undated = small(tmp_path / "drop", 1)
+    with pytest.raises(DataError, match=r"doseringsforslag.csv: release-date: no DosageVersion.json and no date"):
+        REGISTER.parse(undated, settings)
+    with pytest.raises(DataError, match=r"release-date: '20261341' in the dataset's name is not a date"):
+        REGISTER.parse(small(tmp_path / "drop-20261341", 1), settings)
+    dated = REGISTER.parse(small(tmp_path / "release-031-20260201", 31), settings)
+    (version,) = dated.frames["DosageVersion"].to_dict("records")
+    assert str(version["releaseDate"]) == "2026-02-01" and int(version["releaseNumber"]) == 31
