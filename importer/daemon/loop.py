@@ -247,7 +247,7 @@ class RegisterWorker:
             return True
         self.notifier.status(f"{self.name}: importing {dataset.name}")
         try:
-            summary = self.pipeline.import_dataset(self.register, dataset)
+            summary = self.pipeline.import_dataset(self.register, dataset, entry_files=hashes)
         except DataError as error:
             self._refuse(dataset, error.rule, str(error))
             return True

@@ -71,7 +71,7 @@ class Run:
     digests: dict[str, np.ndarray] = field(default_factory=dict)  # per table, for the snapshot comparison
     transaction_time: datetime | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    entry_digest: str = ""  # sha256 of the inbox entry as delivered (inbox.entry_digest)
+    entry_digest: str = ""  # sha256 of the inbox entry as delivered (inbox.entry_digest); "" until known
 
     @property
     def data(self) -> ParsedDataset:
@@ -115,13 +115,17 @@ class Pipeline:
         self._unrecorded: dict[tuple[str, str], list[FailedRun]] = {}
         self._guard = threading.Lock()
 
+    def _databases(self) -> dict[str, sa.Engine]:
+        """Both databases by name, preflight first: the order every run writes them in."""
+        return {"preflight": self.preflight, "production": self.production}
+
     def close(self) -> None:
         self.preflight.dispose()
         self.production.dispose()
         self.scratch.close()
 
     def migrate(self) -> None:
-        for engine in (self.preflight, self.production):
+        for engine in self._databases().values():
             migrate.upgrade(engine)
         self._migrated = True
 
@@ -133,13 +137,16 @@ class Pipeline:
         force: bool = False,
         validate_only: bool = False,
         on_stage: StageCallback | None = None,
+        entry_files: Mapping[str, str] | None = None,
     ) -> RunSummary:
+        """`entry_files`: the sha256 of each file of the entry (inbox.entry_files), if the caller has them."""
         started = self.clock.now()
         run = Run(
             id=f"{register.name}-{int(started.replace(tzinfo=UTC).timestamp() * 1000)}",  # the clock is naive UTC
             register=register, path=path, started=started, force=force, validate_only=validate_only,
             settings=self.settings.for_register(register.name, register.settings_defaults),
             stage=on_stage or (lambda _: None),
+            entry_digest=inbox.entry_digest(dict(entry_files)) if entry_files is not None else "",
         )
         with structlog.contextvars.bound_contextvars(run_id=run.id, register=register.name):
             try:
@@ -192,8 +199,7 @@ class Pipeline:
 
     def revisions(self) -> dict[str, str | None]:
         """The schema revision of each database, by name."""
-        return {name: migrate.current_revision(engine)
-                for name, engine in (("preflight", self.preflight), ("production", self.production))}
+        return {name: migrate.current_revision(engine) for name, engine in self._databases().items()}
 
     def imported_datasets(self, register: Register) -> set[str]:
         """The names of the datasets production holds (a replay skips them)."""
@@ -278,7 +284,8 @@ class Pipeline:
         if path.exists() and not (path.is_file() or path.is_dir()):  # a FIFO or a device would block or never end
             raise DataError.single("not-a-regular-file", "a dataset is a regular file or a directory", file=path.name)
         try:
-            run.entry_digest = inbox.entry_digest(inbox.entry_files(path)) if path.exists() else ""
+            if not run.entry_digest and path.exists():  # the daemon hashed the entry already; the CLI has not
+                run.entry_digest = inbox.entry_digest(inbox.entry_files(path))
             parsed = run.register.parse(path, run.settings)
         except OSError as error:
             raise InfrastructureError(f"cannot read {path}: {error}") from error
@@ -372,7 +379,7 @@ class Pipeline:
         reached now (often the reason the run failed) gets it before the register's next run."""
         failed = FailedRun(run.id, run.path.name, whole_seconds(run.started), whole_seconds(self.clock.now()),
                            failure_message(error))
-        for database in ("preflight", "production"):
+        for database in self._databases():
             with self._guard:
                 self._unrecorded.setdefault((run.register.name, database), []).append(failed)
             try:
@@ -381,7 +388,7 @@ class Pipeline:
                 log.error("could not record the failed run yet", database=database, reason=_reason(failure))
 
     def _write_unrecorded(self, register: Register, database: str) -> None:
-        engine = self.preflight if database == "preflight" else self.production
+        engine = self._databases()[database]
         with self._guard:
             pending = list(self._unrecorded.get((register.name, database), []))
         for failed in pending:
@@ -392,7 +399,7 @@ class Pipeline:
     def end_interrupted_runs(self, register: Register) -> None:
         """Under the register lock, before its next run: failures that could not be written when they happened
         are written now; a status row still running after that belongs to a process that died: say so."""
-        for database, engine in (("preflight", self.preflight), ("production", self.production)):
+        for database, engine in self._databases().items():
             with _infrastructure_errors(f"ending interrupted runs in {database}"):
                 self._write_unrecorded(register, database)
                 ImportStatus.of(register).end_interrupted(engine, whole_seconds(self.clock.now()))
@@ -400,7 +407,7 @@ class Pipeline:
     def _next_transaction_time(self, register: Register) -> datetime:
         """Whole seconds, strictly later than any earlier run in either database: the feed pages on it."""
         candidate = whole_seconds(self.clock.now())
-        for engine in (self.preflight, self.production):
+        for engine in self._databases().values():
             with engine.connect() as connection:
                 latest = ImportStatus.of(register).latest_transaction_time(connection)
             if latest is not None and latest >= candidate:
