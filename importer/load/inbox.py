@@ -130,7 +130,7 @@ def archive(root: Path, register: str, dataset: Path, year: int, files: dict[str
     target = _free_name(directory / dataset.name)
     checksum = target.with_name(target.name + ".sha256")
     temporary = checksum.with_name("." + checksum.name + ".tmp")
-    temporary.write_text("".join(f"{digest}  {name}\n" for name, digest in sorted(files.items())), encoding="utf-8")
+    temporary.write_text(checksum_list(files), encoding="utf-8")
     temporary.replace(checksum)
     dataset.rename(target)
     make_private(target)
@@ -281,6 +281,12 @@ def entry_files(path: Path) -> dict[str, str]:
     return result
 
 
+def checksum_list(files: dict[str, str]) -> str:
+    """`entry_files` as `sha256sum` writes it (and `sha256sum -c` reads it): the archive's `.sha256` files."""
+    return "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items()))
+
+
 def entry_digest(files: dict[str, str]) -> str:
-    """One sha256 for a whole entry, from `entry_files`: the same files with the same content, the same digest."""
-    return hashlib.sha256("".join(f"{digest}  {name}\n" for name, digest in sorted(files.items())).encode()).hexdigest()
+    """One sha256 for a whole entry, from `entry_files`: the sha256 of its checksum list, so the same files
+    with the same content give the same digest (and it can be recomputed from an archived `.sha256` file)."""
+    return hashlib.sha256(checksum_list(files).encode()).hexdigest()
