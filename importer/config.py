@@ -147,7 +147,7 @@ def check_settings(settings: Settings) -> None:
         if backend not in DATABASE_BACKENDS:
             fail(key, value, f"unsupported database {backend!r}: use sqlite or mysql+pymysql")
     try:
-        _parse_listen(settings.listen)
+        parse_listen(settings.listen)
     except ValueError as error:
         fail("listen", settings.listen, str(error))
     if settings.log_level.lower() not in LOG_LEVELS:
@@ -191,14 +191,11 @@ def check_registers(settings: Settings, registers: Mapping[str, Any]) -> list[st
             raise ConfigurationError(f"registers.{name}.{misspelt[0]}", section[misspelt[0]], file,
                                      f"no such setting (known: {', '.join(sorted(defaults))})")
         effective = settings.for_register(name, register.settings_defaults)  # bad environment values
-        for key, default in defaults.items():
-            env = f"STAMDATA_{name.upper()}_{key.upper()}"
-            known_env.add(env)
-            rule = _type_rule(effective[key], default)
-            if rule is not None:
-                source = f"${env}" if env in settings.environ else file
-                raise ConfigurationError(f"registers.{name}.{key}", effective[key], source, rule)
-        for key, rule in register.setting_problems(effective).items():
+        known_env.update(f"STAMDATA_{name.upper()}_{key.upper()}" for key in defaults)
+        # Types first (the register's own rules may rely on them), then the register's rules.
+        typed = {key: _type_rule(effective[key], default) for key, default in defaults.items()}
+        problems = {key: rule for key, rule in typed.items() if rule is not None}
+        for key, rule in (problems or register.setting_problems(effective)).items():
             env = f"STAMDATA_{name.upper()}_{key.upper()}"
             source = f"${env}" if env in settings.environ else file if key in section else "the defaults"
             raise ConfigurationError(f"registers.{name}.{key}", effective[key], source, rule)
@@ -224,7 +221,8 @@ def _type_rule(value: Any, like: Any) -> str | None:
     return None
 
 
-def _parse_listen(listen: str) -> tuple[str, int]:
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`host:port` (an IPv6 host in brackets) as the HTTP server binds it; ValueError naming the rule otherwise."""
     host, colon, port = listen.rpartition(":")
     if not colon or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError("must be host:port with a port from 1 to 65535 (e.g. 127.0.0.1:8080)")

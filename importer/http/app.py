@@ -14,6 +14,7 @@ from fastapi import FastAPI, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
+from importer.config import parse_listen
 from importer.http import feed as feeds
 from importer.http.database import FacadeDatabase
 from importer.http.health import HealthChecker, HealthReport
@@ -96,11 +97,6 @@ async def bounded_check(health: HealthChecker) -> HealthReport:
         return await asyncio.wait_for(run_in_threadpool(health.check), timeout=health.timeout_s)
     except TimeoutError:
         return await run_in_threadpool(health.unanswered)
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return (host.strip("[]") or "127.0.0.1"), int(port)
 
 
 class WebServer:
