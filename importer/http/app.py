@@ -16,11 +16,13 @@ from fastapi.routing import APIRoute
 
 from importer.config import parse_listen
 from importer.http import feed as feeds
+from importer.http.copy_register import replication_service
 from importer.http.database import FacadeDatabase
 from importer.http.health import HealthChecker, HealthReport
 from importer.http.metrics import CONTENT_TYPE, ImporterMetrics
 from importer.http.problems import document_problems, install_access_log, install_problem_handlers
 from importer.http.replication import replication_router
+from importer.http.soap import soap_router
 from importer.load.plugin import Register
 from importer.logs import get_logger
 
@@ -131,8 +133,10 @@ class WebServer:
 
 
 def include_facades(app: FastAPI, database: FacadeDatabase, registers: Sequence[Register]) -> None:
-    """The feed of every declared view and every register's own lookup router, on the given app."""
-    app.include_router(replication_router(feeds.bind_views(registers), database))
+    """The feed of every declared view (HTTP and the platform's SOAP) and every register's own lookups."""
+    views = feeds.bind_views(registers)
+    app.include_router(replication_router(views, database))
+    app.include_router(soap_router(replication_service(views, database)))
     for register in registers:
         router = register.facade_router(database)
         if router is not None:

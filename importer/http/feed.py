@@ -205,11 +205,17 @@ FEED_AUTHOR = "National Sundheds IT"
 
 
 def render_atom(feed: Feed, entries: Sequence[Entry], now: datetime, links: Mapping[str, str]) -> str:
+    """The feed as a document of its own (the HTTP feed)."""
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{atom_feed(feed, entries, now, links)}\n'
+
+
+def atom_feed(feed: Feed, entries: Sequence[Entry], now: datetime, links: Mapping[str, str]) -> str:
     """Atom 1.0 as the platform renders it: one entry per row version, an empty entry title, the content one
     element named after the datatype with the fields qualified in the view's namespace. A NULL column is left
-    out (the views' XSDs allow no xsi:nil); an open ValidTo is written as 2999-12-31 like any other value."""
+    out (the views' XSDs allow no xsi:nil); an open ValidTo is written as 2999-12-31 like any other value.
+
+    The `feed` element alone, so that the SOAP service can place it inside its answer."""
     parts = [
-        '<?xml version="1.0" encoding="UTF-8"?>\n',
         f"<feed xmlns={quoteattr(ATOM_NS)}>",
         f"<id>{_xml_text(feed.feed_id)}</id>",
         f"<title>{FEED_TITLE}</title>",
@@ -226,7 +232,7 @@ def render_atom(feed: Feed, entries: Sequence[Entry], now: datetime, links: Mapp
         )
         parts.extend(f"<{name}>{_xml_text(_text(value))}</{name}>" for name, value in entry.values if value is not None)
         parts.append(f"</{feed.datatype}></content></entry>")
-    parts.append("</feed>\n")
+    parts.append("</feed>")
     return "".join(parts)
 
 

@@ -5,6 +5,7 @@ copies of the platform's registers do, so a row version that a later import clos
 """
 
 import itertools
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from xml.etree import ElementTree
@@ -38,12 +39,27 @@ def parse_value(text: str | None, column: sa.Column[Any]) -> Any:
     return text
 
 
-def parse_page(feed: Feed, body: bytes) -> list[tuple[Token, datetime, dict[str, Any]]]:
+Page = list[tuple[Token, datetime, dict[str, Any]]]
+
+
+def parse_record(feed: Feed, record: Any) -> dict[str, Any]:
+    """One entry's content element (ElementTree or lxml) as the view's field values; a field left out is NULL."""
+    assert record.tag == f"{{{feed.namespace}}}{feed.datatype}"
+    columns = dict(feed.fields)
+    names = [child.tag.split("}", 1)[1] for child in record]
+    assert names == [name for name in columns if name in names], "fields in view order, nothing else (no PID)"
+    assert all(child.tag.startswith(f"{{{feed.namespace}}}") for child in record), "fields in the view's namespace"
+    assert not any(child.get(NIL) for child in record), "a NULL column is left out, never xsi:nil"
+    values: dict[str, Any] = dict.fromkeys(columns)
+    values.update({name: parse_value(child.text, columns[name]) for name, child in zip(names, record, strict=True)})
+    return values
+
+
+def parse_page(feed: Feed, body: bytes) -> Page:
     root = ElementTree.fromstring(body)
     assert root.tag == f"{A}feed"
     assert root.findtext(f"{A}id") == feed.feed_id
     entries = []
-    columns = dict(feed.fields)
     for entry in root.findall(f"{A}entry"):
         entry_id = entry.findtext(f"{A}id") or ""
         token = Token.parse(entry_id.rsplit("/", 1)[1])
@@ -52,25 +68,30 @@ def parse_page(feed: Feed, body: bytes) -> list[tuple[Token, datetime, dict[str,
         content = entry.find(f"{A}content")
         assert content is not None and content.get("type") == "application/xml"
         (record,) = list(content)
-        assert record.tag == f"{{{feed.namespace}}}{feed.datatype}"
-        names = [child.tag.split("}", 1)[1] for child in record]
-        assert names == [name for name in columns if name in names], "fields in view order, nothing else (no PID)"
-        assert not any(child.get(NIL) for child in record), "a NULL column is left out, never xsi:nil"
-        values: dict[str, Any] = dict.fromkeys(columns)  # a field left out is NULL
-        values.update({name: parse_value(child.text, columns[name]) for name, child in zip(names, record, strict=True)})
-        entries.append((token, updated, values))
+        entries.append((token, updated, parse_record(feed, record)))
     return entries
 
 
 def replicate(client: httpx.Client, feed: Feed, copy: sa.Table, target: sa.Engine, token: Token,
               page_size: int) -> tuple[Token, int]:
-    """Read pages after `token` until an empty one; returns the last token and the number of pages read."""
-    pages = 0
-    while True:
-        response = client.get(f"/replication/{feed.path}", params={"offset": str(token), "maxRecords": page_size})
+    """Read pages of the HTTP feed after `token` until an empty one; returns the last token and the pages read."""
+
+    def fetch(after: Token, size: int) -> Page:
+        response = client.get(f"/replication/{feed.path}", params={"offset": str(after), "maxRecords": size})
         assert response.status_code == 200, response.text
         assert response.headers["content-type"].startswith("application/atom+xml")
-        entries = parse_page(feed, response.content)
+        return parse_page(feed, response.content)
+
+    return follow(fetch, copy, target, token, page_size)
+
+
+def follow(fetch: Callable[[Token, int], Page], copy: sa.Table, target: sa.Engine, token: Token,
+           page_size: int) -> tuple[Token, int]:
+    """What every copy does, whatever the transport: upsert each entry by the PID of its token, continue after the
+    last token, stop at an empty page."""
+    pages = 0
+    while True:
+        entries = fetch(token, page_size)
         pages += 1
         if not entries:
             return token, pages
