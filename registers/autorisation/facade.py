@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from importer.clock import whole_seconds
 from importer.http.database import FacadeDatabase
 from importer.http.problems import PROBLEM, PROBLEM_RESPONSES, ProblemDetails
+from registers.autorisation import lookups
 from registers.autorisation import tables as schema
 from registers.autorisation.parser import EDUCATION
 
@@ -102,21 +103,14 @@ def router(database: FacadeDatabase) -> APIRouter:
     def person(
         cpr: Annotated[str, Path(pattern=CPR_PATTERN, description="CPR number, 10 digits", examples=["0101801234"])],
     ) -> PersonAuthorisations:
-        table = schema.autreg2.c
         with database.connect() as connection:
-            rows = connection.execute(
-                sa.select(table.aut_id, table.edu_id, table.given_name, table.surname)
-                .where(table.cpr == cpr)
-                .order_by(table.aut_id)
-            ).all()
-        found = [_authorisation(row.aut_id, row.edu_id, row.given_name, row.surname) for row in rows]
-        # The names of a person: those of the first authorisation with a surname (replacement numbers have none).
-        named = next((item for item in found if item.surname), found[0] if found else None)
+            found = lookups.person(connection, cpr)
         return PersonAuthorisations(
             person=_identifier(CPR_SYSTEM, cpr),
-            givenName=named.givenName if named else "",
-            surname=named.surname if named else "",
-            authorisations=found,
+            givenName=found.given_name,
+            surname=found.surname,
+            authorisations=[_authorisation(item.number, item.education_code, item.given_name, item.surname)
+                            for item in found.authorisations],
         )
 
     @api.get(

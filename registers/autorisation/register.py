@@ -184,9 +184,15 @@ class AutorisationRegister(Register):
         return (schema.autreg2,)
 
     def facade_router(self, database: "FacadeDatabase") -> "APIRouter":
-        from registers.autorisation import facade  # the web stack only where something serves
+        from fastapi import APIRouter  # the web stack only where something serves
 
-        return facade.router(database)
+        from importer.http.soap import soap_router
+        from registers.autorisation import facade, soap
+
+        router = APIRouter()
+        router.include_router(facade.router(database))
+        router.include_router(soap_router(soap.authorization_service(database)))
+        return router
 
 
 def _rebuild_autreg2(connection: sa.Connection) -> None:
