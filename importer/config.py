@@ -27,6 +27,17 @@ DEFAULTS: dict[str, Any] = {
     # The façades' read-only account; empty means the production URL (see README, "Façades").
     "facade_url": "",
     "state_dir": "var/state",  # the importer's own working state (snapshots of the last import), not data
+    # The account of the services that write next to the façades (audit rows, test data, notification pulls):
+    # the primary, never the façades' read-only account; empty means the production URL (README, "Access").
+    "service_url": "",
+    # TLS for the HTTP server: certificate and key (PEM); with a client CA, clients may present a certificate
+    # whose subject maps to a client (mutual TLS) instead of a bearer token. Empty: plain HTTP.
+    "tls_certificate": "",
+    "tls_key": "",
+    "tls_client_ca": "",
+    # PEM file(s), comma-separated, of the STS whose signature makes a DGWS ID card valid for the SOAP services.
+    # Empty: SOAP calls need a client credential like any other request.
+    "sts_certificates": "",
 }
 
 # The daemon's own knobs (`stamdata-importer run`); typed, so environment overrides are coerced to these types.
@@ -43,6 +54,12 @@ DAEMON_DEFAULTS: dict[str, Any] = {
     "db_timeout_s": 300.0,
     "status_timeout_s": 5.0,  # /status and /metrics answer within about this, red if the database did not
     "archive_retention_days": 90.0,  # processed/ entries older than this are deleted; 0 keeps them forever
+    # Each client's token bucket: requests per second on average, and the burst it may spend at once.
+    "rate_limit_per_s": 20.0,
+    "rate_limit_burst": 100.0,
+    "dgws_min_security_level": 3,  # the lowest DGWS security level (ID card authentication level) accepted
+    # The façades refuse to start with a database account that can write, unless this says it is intended.
+    "allow_writable_facade": False,
 }
 
 # What every register may tune, whatever it is; a register adds its own keys and may change these defaults.
@@ -64,6 +81,11 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=dict)
     daemon: Mapping[str, Any] = field(default_factory=lambda: dict(DAEMON_DEFAULTS))
     facade_url: str = ""
+    service_url: str = ""
+    tls_certificate: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    sts_certificates: str = ""
     # Where each top-level value came from ("$STAMDATA_LISTEN", the file's path), for messages; "file" names
     # the configuration file itself.
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -72,6 +94,11 @@ class Settings:
     def facade_database_url(self) -> str:
         """Where the read-only façades read: their own account if configured, else production."""
         return self.facade_url or self.production_url
+
+    @property
+    def service_database_url(self) -> str:
+        """Where the writing services write (audit, test data, notifications): their account, else production."""
+        return self.service_url or self.production_url
 
     def for_register(self, name: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
         """The effective settings of one register: its defaults, its TOML section, then the environment."""
@@ -136,9 +163,9 @@ def check_settings(settings: Settings) -> None:
     def fail(key: str, value: Any, rule: str) -> NoReturn:
         raise ConfigurationError(key, value, where.get(key, "the defaults"), rule)
 
-    for key in ("production_url", "preflight_url", "facade_url"):
+    for key in ("production_url", "preflight_url", "facade_url", "service_url"):
         value = getattr(settings, key)
-        if key == "facade_url" and not value:
+        if key in {"facade_url", "service_url"} and not value:
             continue
         try:
             backend = make_url(value).get_backend_name()
@@ -161,10 +188,21 @@ def check_settings(settings: Settings) -> None:
     for key, value in daemon.items():
         if key == "watch_mode":
             continue
+        if isinstance(DAEMON_DEFAULTS[key], bool):
+            if not isinstance(value, bool):
+                fail(key, value, "must be true or false")
+            continue
         if not isinstance(value, int | float) or isinstance(value, bool):
             fail(key, value, "must be a number")
         if value < 0 or (key in POSITIVE and value <= 0):
             fail(key, value, "must be greater than 0" if key in POSITIVE else "must not be negative")
+    if daemon["dgws_min_security_level"] not in range(1, 6):
+        fail("dgws_min_security_level", daemon["dgws_min_security_level"], "must be a DGWS security level, 1 to 5")
+    if bool(settings.tls_certificate) != bool(settings.tls_key):
+        fail("tls_key" if settings.tls_certificate else "tls_certificate", None,
+             "tls_certificate and tls_key go together")
+    if settings.tls_client_ca and not settings.tls_certificate:
+        fail("tls_client_ca", settings.tls_client_ca, "needs tls_certificate and tls_key (mutual TLS is TLS)")
     if daemon["retry_max_s"] < daemon["retry_initial_s"]:
         fail("retry_max_s", daemon["retry_max_s"], f"must not be below retry_initial_s ({daemon['retry_initial_s']})")
 
@@ -276,6 +314,11 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
         environ=env,
         daemon={key: values[key] for key in DAEMON_DEFAULTS},
         facade_url=str(values["facade_url"]),
+        service_url=str(values["service_url"]),
+        tls_certificate=str(values["tls_certificate"]),
+        tls_key=str(values["tls_key"]),
+        tls_client_ca=str(values["tls_client_ca"]),
+        sts_certificates=str(values["sts_certificates"]),
         sources=sources,
     )
     check_settings(settings)
