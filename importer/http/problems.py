@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from importer.errors import InfrastructureError
 from importer.logs import get_logger
-from importer.privacy import mask_cpr
+from importer.privacy import mask_cpr, mask_request_target
 
 log = get_logger(__name__)
 
@@ -125,11 +125,13 @@ def install_access_log(app: FastAPI) -> None:
         try:
             response = await call_next(request)
         except Exception as error:  # the last line of defence: a problem body, a masked log line, no trace
-            log.error("façade request failed", path=mask_cpr(request.url.path), error=type(error).__name__,
-                      reason=mask_cpr(str(error).splitlines()[0] if str(error) else ""))
+            # Masked as a request target: the message may echo what the client sent, in any form.
+            log.error("façade request failed", path=mask_request_target(request.url.path), error=type(error).__name__,
+                      reason=mask_request_target(str(error).splitlines()[0] if str(error) else ""))
             response = problem(500, "Internal Server Error", "the request could not be answered")
         if request.url.path not in UNLOGGED_PATHS:
+            # Decoded and masked wherever a number stands: a CPR may come percent-encoded, glued to other text.
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            log.info("http request", method=request.method, path=mask_cpr(target), status=response.status_code,
-                     ms=round((time.perf_counter() - began) * 1000, 1))
+            log.info("http request", method=request.method, path=mask_request_target(target),
+                     status=response.status_code, ms=round((time.perf_counter() - began) * 1000, 1))
         return response
