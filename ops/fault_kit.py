@@ -207,6 +207,8 @@ class MariaDB:
         self.stopped = False
         if wait and not wait_for(self.ping, 120, interval=0.1):
             raise RuntimeError(f"private MariaDB did not come up: {self.error_log_tail()}")
+        if wait:
+            self.create_facade_account()
 
     def error_log_tail(self) -> str:
         try:
@@ -259,6 +261,23 @@ class MariaDB:
 
     def url(self, database: str) -> str:
         return f"mysql+pymysql://root@127.0.0.1:{self.port}/{database}"
+
+    # The façades' account (README, "Façades"): it may read and nothing else, or the daemon refuses to start.
+    FACADE_USER, FACADE_PASSWORD = "facade", "facade-read-only"
+
+    def facade_url(self, database: str) -> str:
+        return f"mysql+pymysql://{self.FACADE_USER}:{self.FACADE_PASSWORD}@127.0.0.1:{self.port}/{database}"
+
+    def create_facade_account(self) -> None:
+        """SELECT on every database of this private server; idempotent (the data directory outlives restarts)."""
+        engine = sa.create_engine(self.url(""), connect_args={"connect_timeout": 5, "read_timeout": 60})
+        try:
+            with engine.begin() as connection:
+                connection.execute(sa.text(f"CREATE USER IF NOT EXISTS '{self.FACADE_USER}'@'%' "
+                                           f"IDENTIFIED BY '{self.FACADE_PASSWORD}'"))
+                connection.execute(sa.text(f"GRANT SELECT ON *.* TO '{self.FACADE_USER}'@'%'"))
+        finally:
+            engine.dispose()
 
     def drop_databases(self, *names: str) -> None:
         engine = sa.create_engine(self.url(""), connect_args={"connect_timeout": 5, "read_timeout": 60})
@@ -316,6 +335,13 @@ class Env:
         assert self.mariadb is not None
         return self.mariadb.url(f"{self.name}_{'prod' if which == 'production' else 'pre'}")
 
+    def facade_environ(self) -> dict[str, str]:
+        """On MariaDB the façades read through the server's read-only account (SQLite: the file, read-only)."""
+        if self.backend == "sqlite":
+            return {}
+        assert self.mariadb is not None
+        return {"STAMDATA_FACADE_URL": self.mariadb.facade_url(f"{self.name}_prod")}
+
     def environ(self, port: int, **extra: str) -> dict[str, str]:
         environment = {key: value for key, value in os.environ.items() if not key.startswith("STAMDATA_")}
         for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC"):
@@ -329,6 +355,7 @@ class Env:
             "STAMDATA_LISTEN": f"127.0.0.1:{port}",
             "TMPDIR": str(self.tmpdir),
             "PYTHONUNBUFFERED": "1",
+            **self.facade_environ(),
         })
         environment.update(self.extra)
         environment.update(extra)

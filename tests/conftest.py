@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from importer.config import Settings, load_settings
 from importer.load.plugin import Register
@@ -50,23 +51,44 @@ def mariadb_or_skip() -> None:
         pytest.skip(reason)
 
 
+# Production database name -> (user, password) of its read-only façade account, for Databases made from the
+# fixture's by hand (through a proxy, say): they get the same account, at their own address.
+_FACADE_ACCOUNTS: dict[str, tuple[str, str]] = {}
+
+
 @dataclass(frozen=True)
 class Databases:
-    """A preflight and a production database, fresh for one test."""
+    """A preflight and a production database, fresh for one test; on MariaDB also the façades' account, granted
+    SELECT only on production (README, "Façades"): the daemon and `serve` refuse to start with a writable one."""
 
     backend: str
     preflight_url: str
     production_url: str
     inbox: Path
+    facade_url: str = ""  # empty on SQLite, where the façades open the production file read-only
+
+    def __post_init__(self) -> None:
+        if not self.facade_url and self.backend == "mariadb":
+            account = _FACADE_ACCOUNTS.get(make_url(self.production_url).database or "")
+            if account is not None:
+                object.__setattr__(self, "facade_url", _with_account(self.production_url, *account))
 
     def environ(self, **extra: str) -> dict[str, str]:
-        return {
+        environment = {
             "STAMDATA_PREFLIGHT_URL": self.preflight_url,
             "STAMDATA_PRODUCTION_URL": self.production_url,
             "STAMDATA_INBOX": str(self.inbox),
             "STAMDATA_STATE_DIR": str(self.inbox.parent / "state"),
             **extra,
         }
+        if self.facade_url and "STAMDATA_FACADE_URL" not in extra:
+            # The façades read whatever production the test says, with the read-only account.
+            production = make_url(environment["STAMDATA_PRODUCTION_URL"])
+            if production.get_backend_name() in {"mysql", "mariadb"}:
+                account = make_url(self.facade_url)
+                environment["STAMDATA_FACADE_URL"] = _with_account(
+                    environment["STAMDATA_PRODUCTION_URL"], account.username or "", account.password or "")
+        return environment
 
     def settings(self, **extra: str) -> Settings:
         return load_settings(None, self.environ(**extra))
@@ -99,20 +121,35 @@ class Databases:
                 if row["Outcome"] == "FAILURE"]
 
 
+def _with_account(url: str, user: str, password: str) -> str:
+    return make_url(url).set(username=user, password=password).render_as_string(hide_password=False)
+
+
 def _mariadb_databases(tmp_path: Path) -> Iterator[Databases]:
     mariadb_or_skip()
     stem = f"stamdata_test_{uuid.uuid4().hex[:10]}"
     names = (f"{stem}_pre", f"{stem}_prod")
+    # The façades' account, as README's recipe makes it: SELECT on the production database and nothing else.
+    user, password = f"facade_{uuid.uuid4().hex[:12]}", uuid.uuid4().hex
+    hosts = ("%", "localhost")
     server = sa.create_engine(MARIADB_URL)
-    with server.begin() as connection:
-        for name in names:
-            connection.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
     try:
-        yield Databases("mariadb", MARIADB_URL + names[0], MARIADB_URL + names[1], tmp_path / "inbox")
+        with server.begin() as connection:
+            for name in names:
+                connection.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            pattern = names[1].replace("_", "\\_")  # in a database-wide grant `_` is a wildcard
+            for host in hosts:
+                connection.execute(sa.text(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'"))
+                connection.execute(sa.text(f"GRANT SELECT ON `{pattern}`.* TO '{user}'@'{host}'"))
+        _FACADE_ACCOUNTS[names[1]] = (user, password)
+        yield Databases("mariadb", MARIADB_URL + names[0], MARIADB_URL + names[1], tmp_path / "inbox",
+                        _with_account(MARIADB_URL + names[1], user, password))
     finally:
+        _FACADE_ACCOUNTS.pop(names[1], None)
         with server.begin() as connection:
             for name in names:
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+            connection.execute(sa.text(f"DROP USER IF EXISTS {', '.join(f'{user!r}@{host!r}' for host in hosts)}"))
         server.dispose()
 
 

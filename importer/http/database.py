@@ -1,19 +1,36 @@
 """The façades' database: read-only connections with the façade account, and the clock their answers use.
 
 Everything a façade reads goes through `FacadeDatabase`, which connects with the façade account (`facade_url`, by
-default the production URL) and additionally marks every session read-only, so a façade cannot write even when
-it is given an account that could.
+default the production URL) and additionally marks every session read-only. That flag belongs to the session,
+which can switch it off again (`PRAGMA query_only = OFF`, `SET SESSION TRANSACTION READ WRITE`), so it is a second
+line only: the first is an account that cannot write at all. `check_cannot_write`, run when the façades start,
+refuses an account that can (README, "Façades"): on MariaDB/MySQL one granted anything beyond reading, on SQLite
+a file that is not opened read-only.
 """
 
+import re
+import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from importer.clock import Clock, SystemClock
 from importer.db import create_engine
+from importer.errors import UsageError
+from importer.logs import get_logger
+from importer.privacy import mask_cpr
+
+log = get_logger(__name__)
+
+# How long the start-up check waits for the database; an unreachable one is not a reason to refuse to start.
+CHECK_TIMEOUT_S = 3.0
 
 
 class FacadeDatabase:
@@ -48,6 +65,309 @@ class FacadeDatabase:
             if self._engine is not None:
                 self._engine.dispose()
                 self._engine = None
+
+    def check_cannot_write(self, allow_writable: bool) -> None:
+        """Refuse to serve (UsageError, exit 2) through an account that can write, unless `allow_writable` says
+        it is intended (then a warning). A database that cannot be reached now is no reason to refuse to start
+        (the façades answer 503 until it is back): the check is skipped with a warning."""
+        url = make_url(self.url)
+        shown = url.render_as_string(hide_password=True)
+        if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+            log.info("façade database not checked for write access: it does not exist yet (the check runs again "
+                     "at the next start)", url=shown)
+            return
+        try:
+            reasons = self._sqlite_writes() if url.get_backend_name() == "sqlite" else _mysql_writes(url)
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError, OSError) as error:
+            detail = str(getattr(error, "orig", None) or error).strip()
+            log.warning("façade account not checked for write access: the database is unreachable (the façades "
+                        "answer 503 until it is back; the check runs again at the next start)", url=shown,
+                        reason=mask_cpr(detail.splitlines()[0] if detail else type(error).__name__))
+            return
+        if not reasons:
+            log.info("façade account cannot write", url=shown)
+            return
+        if allow_writable:
+            log.warning("the façade account can write; allowed by allow_writable_facade", url=shown,
+                        reasons=reasons[:5])
+            return
+        shown_reasons = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
+        if url.get_backend_name() == "sqlite":
+            what = "database file"
+            fix = ("the façades open the SQLite file read-only (mode=ro), and here they could write: "
+                   "this is a defect of the importer, report it")
+        else:
+            what = "account"
+            fix = ("give the façades an account granted SELECT only, on the production database "
+                   "(set facade_url / STAMDATA_FACADE_URL to it; README, \"Façades\", has the SQL)")
+        raise UsageError(
+            f"the façade {what} {shown} can write ({shown_reasons}). The façades must read through an account "
+            f"that cannot change the registers, not even when a session switches its read-only flag off: {fix}; "
+            f"or, if a writable account is intended, set allow_writable_facade = true "
+            f"(STAMDATA_ALLOW_WRITABLE_FACADE=true)."
+        )
+
+    def _sqlite_writes(self) -> list[str]:
+        """Write through the façades' own engine with the session flag off, in a transaction rolled back anyway:
+        it must fail because the file is open read-only, so a change that breaks that opening is caught here."""
+        with self.engine().connect() as connection:
+            try:
+                connection.exec_driver_sql("PRAGMA busy_timeout = 0")  # a writer's lock must not make us wait
+                connection.exec_driver_sql("PRAGMA query_only = OFF")
+                probe = f"stamdata_facade_write_probe_{uuid.uuid4().hex}"
+                try:
+                    connection.exec_driver_sql(f'CREATE TABLE "{probe}" (x INTEGER)')
+                except sa.exc.OperationalError as error:
+                    code = getattr(error.orig, "sqlite_errorcode", None)
+                    if code is not None and code & 0xFF == sqlite3.SQLITE_READONLY:
+                        return []
+                    if code is not None and code & 0xFF in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}:
+                        return ["the file is open for writing: a write waited for another writer's lock"]
+                    raise
+                return ["the file is open for writing: a table could be created with the session flag off"]
+            finally:
+                connection.rollback()
+                connection.invalidate()  # never back into the pool with the flag off
+
+
+def _mysql_writes(url: sa.URL) -> list[str]:
+    """What the account may do beyond reading, from its grants and those of every role granted to it.
+
+    Connected without a default database, so the check works before the importer has created it."""
+    server = sa.URL.create(url.drivername, url.username, url.password, url.host, url.port, None, url.query)
+    engine = create_engine(server.render_as_string(hide_password=False), readonly=True, timeout_s=CHECK_TIMEOUT_S)
+    try:
+        with engine.connect() as connection:
+            return writable_grants(_account_grants(connection), url.database)
+    finally:
+        engine.dispose()
+
+
+# Privileges that read, show or monitor, and change nothing. Anything else counts as writing.
+READ_ONLY_PRIVILEGES = frozenset({
+    "SELECT", "SHOW VIEW", "USAGE", "PROCESS", "SHOW DATABASES", "REPLICATION CLIENT", "BINLOG MONITOR",
+    "SLAVE MONITOR", "REPLICA MONITOR", "SHOW_ROUTINE", "SHOW CREATE ROUTINE",
+})
+
+
+def _show_grants(connection: sa.Connection, target: str) -> list[str]:
+    # `%` doubled: the driver formats the statement with (no) parameters; a role's host may be `%`.
+    return [str(row[0]) for row in connection.exec_driver_sql(f"SHOW GRANTS FOR {target}".replace("%", "%%"))]
+
+
+def _account_grants(connection: sa.Connection) -> list[str]:
+    """The account's grant lines, PUBLIC's (MariaDB) and every granted role's, nested ones included. A role
+    whose grants cannot be read becomes a line `UNCHECKED <role>`, which counts as writable."""
+    lines = _show_grants(connection, "CURRENT_USER()")
+    try:
+        # Without FOR, MariaDB adds what is granted to PUBLIC and to the active role.
+        lines += [str(row[0]) for row in connection.exec_driver_sql("SHOW GRANTS")]
+    except sa.exc.DBAPIError as error:
+        if error.connection_invalidated:
+            raise
+    asked: set[tuple[str, str | None]] = set()
+    while True:
+        grants = [grant for grant in map(_parse_or_none, lines) if grant is not None]
+        covered = {grant.grantee for grant in grants} | asked
+        missing = [role for grant in grants for role in grant.roles if role not in covered]
+        if not missing:
+            return lines
+        role = missing[0]
+        asked.add(role)
+        lines += _role_grants(connection, role)
+
+
+def _parse_or_none(line: str) -> "Grant | None":
+    try:
+        return parse_grant(line)
+    except ValueError:
+        return None  # writable_grants reports it
+
+
+def _role_grants(connection: sa.Connection, role: tuple[str, str | None]) -> list[str]:
+    """A granted role's grant lines, by the first way the server allows: directly; MariaDB, once the role is
+    active (this connection is the check's own); MySQL 8, the current user's privileges with the role in use."""
+    name = _identity_sql(role)
+    for before, target in ((None, name), (f"SET ROLE {name}", name), (None, f"CURRENT_USER() USING {name}")):
+        try:
+            if before is not None:
+                connection.exec_driver_sql(before.replace("%", "%%"))
+            return _show_grants(connection, target)
+        except sa.exc.DBAPIError as error:
+            if error.connection_invalidated:
+                raise
+            connection.rollback()
+    return [f"UNCHECKED {name}"]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One line of SHOW GRANTS: privileges on an object, or roles, to a grantee."""
+
+    privileges: tuple[str, ...]  # upper case, column lists dropped; empty for a grant of roles
+    object_type: str  # "" (table, database or global), FUNCTION, PROCEDURE, PACKAGE, PACKAGE BODY, PROXY
+    database: str | None  # a pattern for a database-wide grant; None for `*.*`
+    table: str | None  # the table or routine of a grant on one
+    roles: tuple[tuple[str, str | None], ...]  # the roles granted (name, host)
+    grantee: tuple[str, str | None]
+    with_option: str  # "GRANT OPTION", "ADMIN OPTION" or ""
+
+
+_TOKEN = re.compile(r"""\s*(`(?:[^`]|``)*`|"(?:[^"]|"")*"|'(?:[^'\\]|\\.|'')*'|[A-Za-z0-9_$]+|\S)""")
+
+
+def _tokens(line: str) -> list[str]:
+    tokens: list[str] = []
+    position = 0
+    while True:
+        match = _TOKEN.match(line, position)
+        if match is None:
+            return tokens
+        tokens.append(match.group(1))
+        position = match.end()
+
+
+def _unquote(token: str) -> str:
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "`\"'":
+        return token[1:-1].replace(token[0] * 2, token[0])
+    return token
+
+
+def _is_word(token: str, *words: str) -> bool:
+    return token.upper() in words and token[:1] not in "`\"'"
+
+
+def parse_grant(line: str) -> Grant | None:
+    """A SHOW GRANTS line as a Grant; None for lines that grant nothing (SET DEFAULT ROLE, REVOKE of a partial
+    revoke), a ValueError for a GRANT line it cannot read."""
+    tokens = _tokens(line)
+    if not tokens or not _is_word(tokens[0], "GRANT"):
+        return None
+    depth, on, to = 0, None, None
+    for index, token in enumerate(tokens[1:], 1):
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth -= 1
+        elif depth == 0 and on is None and to is None and _is_word(token, "ON"):
+            on = index
+        elif depth == 0 and to is None and _is_word(token, "TO"):
+            to = index
+    if to is None:
+        raise ValueError(f"unrecognised grant: {line}")
+    grantee, rest = _identity(tokens[to + 1:])
+    tail = " ".join(token.upper() for token in rest if token[:1] not in "`\"'")
+    with_option = "GRANT OPTION" if "GRANT OPTION" in tail else "ADMIN OPTION" if "ADMIN OPTION" in tail else ""
+    if on is None:  # GRANT role [, role] TO grantee
+        roles, items = [], _split(tokens[1:to])
+        for item in items:
+            role, left = _identity(item)
+            if left:
+                raise ValueError(f"unrecognised grant: {line}")
+            roles.append(role)
+        return Grant((), "", None, None, tuple(roles), grantee, with_option)
+    privileges = tuple(" ".join(token.upper() for token in _drop_parentheses(item)) for item in _split(tokens[1:on]))
+    target = tokens[on + 1:to]
+    object_type = ""
+    if privileges == ("PROXY",):
+        return Grant(privileges, "PROXY", None, None, (), grantee, with_option)
+    while target and _is_word(target[0], "TABLE", "FUNCTION", "PROCEDURE", "PACKAGE", "BODY"):
+        object_type = f"{object_type} {target[0].upper()}".strip()
+        target = target[1:]
+    table = None
+    if target in (["*", ".", "*"], ["*"]):
+        database = None if target == ["*", ".", "*"] else "%"  # `*`: the default database of the time, any
+    elif len(target) == 3 and target[1] == ".":
+        database, table = _unquote(target[0]), None if target[2] == "*" else _unquote(target[2])
+    elif len(target) == 1:
+        database, table = "%", _unquote(target[0])  # a table of the default database of the time: any
+    else:
+        raise ValueError(f"unrecognised grant: {line}")
+    if not privileges or any(not privilege for privilege in privileges):
+        raise ValueError(f"unrecognised grant: {line}")
+    return Grant(privileges, object_type, database, table, (), grantee, with_option)
+
+
+def _identity(tokens: list[str]) -> tuple[tuple[str, str | None], list[str]]:
+    """`name` or `name`@`host` at the start of tokens (PUBLIC too), and what follows."""
+    if not tokens:
+        raise ValueError("a grantee is missing")
+    if len(tokens) >= 3 and tokens[1] == "@":
+        return (_unquote(tokens[0]), _unquote(tokens[2])), tokens[3:]
+    return (_unquote(tokens[0]), None), tokens[1:]
+
+
+def _identity_sql(identity: tuple[str, str | None]) -> str:
+    name, host = identity
+    quoted = "`" + name.replace("`", "``") + "`"
+    return quoted if host is None else quoted + "@`" + host.replace("`", "``") + "`"
+
+
+def _split(tokens: list[str]) -> list[list[str]]:
+    """Split at top-level commas."""
+    items: list[list[str]] = [[]]
+    depth = 0
+    for token in tokens:
+        depth += token == "("
+        depth -= token == ")"
+        if token == "," and depth == 0:
+            items.append([])
+        else:
+            items[-1].append(token)
+    return items
+
+
+def _drop_parentheses(tokens: list[str]) -> list[str]:
+    kept, depth = [], 0
+    for token in tokens:
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth -= 1
+        elif depth == 0:
+            kept.append(token)
+    return kept
+
+
+def _like(pattern: str, name: str) -> bool:
+    """Whether a database-wide grant's name pattern (`%`, `_`, `\\` escapes) covers the database, in any case."""
+    parts = re.findall(r"\\.|.", pattern, re.S)
+    regex = "".join(".*" if part == "%" else "." if part == "_" else re.escape(part[-1]) for part in parts)
+    return re.fullmatch(regex, name, re.I | re.S) is not None
+
+
+def writable_grants(lines: list[str], database: str | None) -> list[str]:
+    """Why an account with these SHOW GRANTS lines can write to `database`; empty if it cannot.
+
+    Writing means any privilege beyond READ_ONLY_PRIVILEGES (or the right to grant) on `*.*`, on the database,
+    on any of its tables or routines; a proxy grant; a role whose grants could not be read; a line not understood.
+    """
+    reasons: list[str] = []
+    for line in lines:
+        if line.startswith("UNCHECKED "):
+            reasons.append(f"role {line.removeprefix('UNCHECKED ')}, whose grants cannot be read")
+            continue
+        try:
+            grant = parse_grant(line)
+        except ValueError:
+            reasons.append(f"a grant not understood: {line}")
+            continue
+        if grant is None or (not grant.privileges and not grant.with_option):
+            continue
+        if grant.object_type == "PROXY":
+            reasons.append("PROXY (it may act as another account)")
+            continue
+        covers = grant.database is None or database is None or _like(grant.database, database)
+        if not covers:
+            continue
+        where = "*.*" if grant.database is None else f"{grant.object_type} {grant.database}.{grant.table or '*'}"
+        where = where.strip()
+        beyond = [privilege for privilege in grant.privileges if privilege not in READ_ONLY_PRIVILEGES]
+        if beyond:
+            reasons.append(f"{', '.join(beyond)} on {where}")
+        if grant.with_option:
+            reasons.append(f"{grant.with_option} on {where if grant.privileges else 'its roles'}")
+    return list(dict.fromkeys(reasons))
 
 
 def _read_only_session(dbapi_connection: Any, _: Any) -> None:
