@@ -7,6 +7,7 @@ Exit codes: 0 done; 1 dataset refused (data error, message on stderr names file,
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,10 +15,11 @@ import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from sqlalchemy.engine import make_url
 
 from importer import __version__
 from importer.clock import SystemClock
-from importer.config import Settings, check_registers, load_settings
+from importer.config import Settings, check_registers, load_settings, parse_listen
 from importer.errors import ImporterError, UsageError
 from importer.http.health import HealthChecker
 from importer.load import inbox
@@ -160,12 +162,123 @@ def run() -> None:
     """Run the importer daemon: watch every register's inbox and import datasets as they arrive.
 
     Serves /status, /metrics and the read-only façades on STAMDATA_LISTEN; stops cleanly on SIGTERM/SIGINT (exit 0).
+    On the embedded SQLite default, a first start creates a local development client and prints its token.
     """
     from importer.daemon.loop import Daemon  # the daemon's web stack is only loaded by the command that needs it
 
     with _exit_codes():
+        if make_url(state.settings.production_url).get_backend_name() == "sqlite":
+            _local_development_client()
         code = Daemon(state.settings, discover()).run()
     raise typer.Exit(code)
+
+
+LOCAL_CLIENT = "local-dev"
+
+
+def _local_development_client() -> None:
+    """The newcomer's path stays one command: on an embedded database without any client, one client with every
+    scope, its token printed once with an example request. Never on a server database."""
+    from importer.http import clients
+
+    with _pipeline() as pipeline:
+        pipeline.migrate()
+        with pipeline.production.begin() as connection:
+            if clients.all_clients(connection):
+                return
+            token = clients.add(connection, LOCAL_CLIENT, clients.known_scopes(discover()),
+                                clients.known_scopes(discover()), _now())
+    host, port = parse_listen(state.settings.listen)
+    out.print(f"Created the local development client {LOCAL_CLIENT} with every scope. Its token (shown once):")
+    out.print(f"  {token}")
+    out.print(f"  curl -H 'Authorization: Bearer {token}' "
+              f"http://{host}:{port}/replication/autorisationsregisteret/autorisation/v1")
+
+
+def _now() -> datetime:
+    return SystemClock().now().replace(microsecond=0, tzinfo=None)
+
+
+clients_app = typer.Typer(no_args_is_help=True, help="API clients: who may read the façades, with which scopes.")
+app.add_typer(clients_app, name="clients")
+
+
+@clients_app.command("add")
+def clients_add(
+    name: Annotated[str, typer.Argument(help="The client's name, e.g. region-h-epj (recorded in the audit trail).")],
+    scope: Annotated[list[str], typer.Option("--scope", help="A scope, repeatable: feed:<register>, "
+                                             "lookup:<register>, notifications, testdata, operator.")],
+    certificate_subject: Annotated[str | None, typer.Option(
+        "--certificate-subject", help="Mutual TLS: the client certificate's subject (RFC 4514, e.g. "
+                                      "'CN=epj.example,O=Region H,C=DK') that identifies this client.")] = None,
+    no_token: Annotated[bool, typer.Option("--no-token", help="Certificate only: issue no bearer token.")] = False,
+) -> None:
+    """Add a client. Its new token is printed once, as the last line; only its hash is kept."""
+    from importer.http import clients
+
+    with _exit_codes():
+        if no_token and certificate_subject is None:
+            raise UsageError("--no-token needs --certificate-subject: the client would have no credential")
+        with _pipeline() as pipeline:
+            pipeline.migrate()
+            with pipeline.production.begin() as connection:
+                token = clients.add(connection, name, scope, clients.known_scopes(discover()), _now(),
+                                    certificate_subject=certificate_subject, with_token=not no_token)
+        out.print(f"client {name} added with scopes {' '.join(sorted(set(scope)))}"
+                  + (f" and certificate subject {certificate_subject}" if certificate_subject else ""))
+        if token is not None:
+            out.print("its token, shown only now (send it as Authorization: Bearer <token>):")
+            print(token)  # plain, as the last line: scripts take it with tail -1
+
+
+@clients_app.command("list")
+def clients_list() -> None:
+    """Every client: name, scopes, certificate subject, when it was added and revoked. Never a token."""
+    from importer.http import clients
+
+    with _exit_codes(), _pipeline() as pipeline:
+        pipeline.migrate()
+        with pipeline.production.connect() as connection:
+            for client in clients.all_clients(connection):
+                state_text = f"revoked {client.revoked:%Y-%m-%d %H:%M:%S}" if client.revoked else "active"
+                subject = f"  certificate {client.certificate_subject}" if client.certificate_subject else ""
+                out.print(f"{client.name}  {state_text}  added {client.created:%Y-%m-%d %H:%M:%S}  "
+                          f"scopes {' '.join(sorted(client.scopes))}{subject}")
+
+
+@clients_app.command("revoke")
+def clients_revoke(name: Annotated[str, typer.Argument(help="The client to revoke.")]) -> None:
+    """Revoke a client: its token and certificate stop working on every host at once. The name stays taken."""
+    from importer.http import clients
+
+    with _exit_codes(), _pipeline() as pipeline:
+        pipeline.migrate()
+        with pipeline.production.begin() as connection:
+            changed = clients.revoke(connection, name, _now())
+        out.print(f"client {name} revoked" if changed else f"client {name} was revoked already")
+        if changed:
+            log.info("client revoked", client=name)
+
+
+@app.command("audit")
+def audit_command(
+    cpr: Annotated[str, typer.Option("--cpr", help="The person's CPR number (10 digits).")],
+    since: Annotated[datetime | None, typer.Option("--since", formats=["%Y-%m-%d"],
+                                                   help="Only accesses from this date (yyyy-MM-dd, UTC).")] = None,
+) -> None:
+    """List who looked a person up: time (UTC), client, endpoint, oldest first."""
+    from importer.http import audit
+
+    with _exit_codes():
+        if not (len(cpr) == 10 and cpr.isascii() and cpr.isdigit()):
+            raise UsageError("--cpr must be 10 digits")
+        with _pipeline() as pipeline:
+            pipeline.migrate()
+            with pipeline.production.connect() as connection:
+                found = audit.accesses(connection, cpr, since)
+        for access in found:
+            out.print(f"{access.time:%Y-%m-%d %H:%M:%S}  {access.client}  {access.endpoint}")
+        out.print(f"{len(found)} access(es) to {mask_cpr(cpr)}" + (f" since {since:%Y-%m-%d}" if since else ""))
 
 
 @app.command()

@@ -30,10 +30,11 @@ from importer.daemon.readiness import Readiness
 from importer.daemon.systemd import Notifier
 from importer.daemon.watch import InboxWatcher
 from importer.errors import DataError, InfrastructureError, as_infrastructure
-from importer.http.app import WebServer, create_app
+from importer.http.app import WebServer, create_app, facade_services
 from importer.http.database import FacadeDatabase
 from importer.http.health import HealthChecker
 from importer.http.metrics import ImporterMetrics
+from importer.http.tls import tls_options
 from importer.load import inbox
 from importer.load.locks import RegisterBusy
 from importer.load.pipeline import Pipeline
@@ -336,8 +337,10 @@ class Daemon:
         # HTTP first: while the databases are still being waited for, /status already says why it is red.
         # The read-only façades share the app; they connect lazily with the façade account (facade_url).
         facades = FacadeDatabase(self.settings.facade_database_url, self.clock)
-        app = create_app(health, self.metrics, facades, list(self.registers.values()))
-        web = WebServer(app, self.settings.listen)
+        facades.check_cannot_write(bool(self.settings.daemon["allow_writable_facade"]))  # writable account: exit 2
+        services = facade_services(self.settings, facades, self.clock)
+        app = create_app(health, self.metrics, services, list(self.registers.values()))
+        web = WebServer(app, self.settings.listen, tls_options(self.settings))
         try:
             web.start()
         except RuntimeError as error:
@@ -375,6 +378,7 @@ class Daemon:
             self._stop_workers()
             web.stop()
             facades.close()
+            services.audit.close()
             health.close()
             if pipeline is not None:
                 pipeline.close()

@@ -8,21 +8,28 @@ without a daemon.
 import asyncio
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
-from importer.config import parse_listen
+from importer.clock import Clock
+from importer.config import Settings, parse_listen
+from importer.http import clients
 from importer.http import feed as feeds
+from importer.http.access import Access, document_security, include_guarded
+from importer.http.audit import Auditor
 from importer.http.copy_register import replication_service
 from importer.http.database import FacadeDatabase
 from importer.http.health import HealthChecker, HealthReport
+from importer.http.idcard import IdCardVerifier
 from importer.http.metrics import CONTENT_TYPE, ImporterMetrics
 from importer.http.problems import document_problems, install_access_log, install_problem_handlers
 from importer.http.replication import replication_router
-from importer.http.soap import soap_router
+from importer.http.soap import SoapGuard, soap_router
+from importer.http.tls import TlsOptions
 from importer.load.plugin import Register
 from importer.logs import get_logger
 
@@ -31,13 +38,37 @@ log = get_logger(__name__)
 PROBED = frozenset({"/status", "/metrics"})  # what monitors probe, with HEAD as well as GET
 
 
+@dataclass(frozen=True)
+class FacadeServices:
+    """What the façades need besides the app: the read-only database, the audit trail's writer, the rate
+    limits and, where STS certificates are configured, the DGWS ID card verifier."""
+
+    database: FacadeDatabase
+    audit: Auditor
+    rate_per_s: float = 20.0
+    burst: float = 100.0
+    idcards: IdCardVerifier | None = None
+
+
+def facade_services(settings: Settings, database: FacadeDatabase, clock: Clock) -> FacadeServices:
+    """The façades' services as configured: the audit writer on the services' account, the rate limits, and
+    the ID card verifier where STS certificates are configured (a bad certificate file stops the start)."""
+    daemon = settings.daemon
+    idcards = None
+    if settings.sts_certificates:
+        idcards = IdCardVerifier.from_files(settings.sts_certificates, int(daemon["dgws_min_security_level"]),
+                                            clock.now)
+    return FacadeServices(database, Auditor(settings.service_database_url, clock), float(daemon["rate_limit_per_s"]),
+                          float(daemon["rate_limit_burst"]), idcards)
+
+
 def create_app(
     health: HealthChecker,
     metrics: ImporterMetrics | None = None,
-    facades: FacadeDatabase | None = None,
+    facades: FacadeServices | None = None,
     registers: Sequence[Register] = (),
 ) -> FastAPI:
-    """/status (and /metrics when given), plus the registers' read-only façades when a façade database is given.
+    """/status (and /metrics when given), plus the registers' façades (every one needs a client with a scope).
 
     The OpenAPI document is served at /openapi.json; the interactive docs stay off (they load scripts from
     outside, which a backend host should not need).
@@ -51,10 +82,11 @@ def create_app(
         openapi_url="/openapi.json",
     )
     install_problem_handlers(app)
+    if facades is not None:
+        scoped = include_facades(app, facades, registers)
+        document_security(app, clients.known_scopes(register.name for register in registers), scoped)
     document_problems(app)
     install_access_log(app)
-    if facades is not None:
-        include_facades(app, facades, registers)
 
     health_content = {"text/plain": {"schema": {"type": "string"}, "example": "OK\n"},
                       "application/json": {"schema": {"type": "object"}}}
@@ -102,11 +134,19 @@ async def bounded_check(health: HealthChecker) -> HealthReport:
 
 
 class WebServer:
-    """uvicorn in a background thread, stoppable from the daemon's shutdown path."""
+    """uvicorn in a background thread, stoppable from the daemon's shutdown path.
 
-    def __init__(self, app: FastAPI, listen: str) -> None:
+    With `tls` it speaks HTTPS only (and asks clients for certificates when there is a client CA); its files
+    are checked here, so a missing or unreadable one is a ConfigurationError (exit 2) naming it.
+    """
+
+    def __init__(self, app: FastAPI, listen: str, tls: TlsOptions | None = None) -> None:
         host, port = parse_listen(listen)
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+        if tls is not None:
+            tls.check()
+        self.listen, self.tls = listen, tls
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
+                                **(tls.uvicorn_options() if tls is not None else {}))
         # Outside the main thread uvicorn leaves signal handling alone: signals belong to the daemon.
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._serve, name="http", daemon=True)
@@ -126,18 +166,32 @@ class WebServer:
             waited += 0.05
         if not self.server.started:
             raise RuntimeError(f"HTTP server did not start: {self.error or 'timeout'}")
+        log.info("HTTP server started", listen=self.listen,
+                 **(self.tls.describe() if self.tls is not None else {"tls": False, "client_certificates": "no"}))
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(5)
 
 
-def include_facades(app: FastAPI, database: FacadeDatabase, registers: Sequence[Register]) -> None:
-    """The feed of every declared view (HTTP and the platform's SOAP) and every register's own lookups."""
+def include_facades(app: FastAPI, services: FacadeServices, registers: Sequence[Register]) -> dict[str, str]:
+    """The feed of every declared view (HTTP and the platform's SOAP) and every register's own look-ups, each
+    behind its scope: `feed:<register>` for a view, `lookup:<register>` for a register's look-ups. Returns the
+    scope of every HTTP path, for the OpenAPI document."""
+    access = Access(services.database, services.rate_per_s, services.burst)
     views = feeds.bind_views(registers)
-    app.include_router(replication_router(views, database))
-    app.include_router(soap_router(replication_service(views, database)))
+    scoped: dict[str, str] = {}
+    for view in views:
+        include_guarded(app, replication_router([view], services.database), access.require(view.scope), scoped)
+    # An ID card vouches for a system of the platform: it may replicate every view and look authorisations up,
+    # as on the platform's own services.
+    idcard_scopes = [*(view.scope for view in views), *(f"lookup:{register.name}" for register in registers)]
+    guard = SoapGuard(access, services.idcards, idcard_scopes)
+    app.include_router(soap_router(replication_service(views, services.database), guard))
     for register in registers:
-        router = register.facade_router(database)
-        if router is not None:
-            app.include_router(router)
+        routers = register.facade_routers(services.database, services.audit)
+        if routers.http is not None:
+            include_guarded(app, routers.http, access.require(f"lookup:{register.name}"), scoped)
+        for service in routers.soap:
+            app.include_router(soap_router(service, guard))
+    return scoped

@@ -11,8 +11,9 @@ from lxml import etree
 
 from importer.clock import whole_seconds
 from importer.http import feed as feeds
+from importer.http.access import Caller
 from importer.http.database import FacadeDatabase
-from importer.http.soap import SoapFault, SoapService, text_of
+from importer.http.soap import SoapFault, SoapService, require, text_of
 from importer.privacy import mask_cpr
 
 NAMESPACE = "http://nsi.dk/2011/10/21/StamdataKrs/"
@@ -25,13 +26,14 @@ SHARED_SCHEMAS = {name: _DOCUMENTS / name for name in ("wsse.xsd", "dgws-1.0.xsd
 def replication_service(views: Sequence[feeds.Feed], database: FacadeDatabase) -> SoapService:
     by_path = {view.path: view for view in views}
 
-    def replicate(request: etree._Element) -> str:
+    def replicate(request: etree._Element, caller: Caller) -> str:
         register, datatype = text_of(request, "register"), text_of(request, "datatype")
         version = _unsigned(text_of(request, "version"), "version")
         path = f"{register}/{datatype}/v{version}"
         view = by_path.get(path)
         if view is None:
             raise _fault(f"unknown view {path}; known: {', '.join(sorted(by_path))}")
+        require(caller, view.scope)
         try:
             after = feeds.Token.parse(text_of(request, "offset"))
         except feeds.BadToken as error:

@@ -90,6 +90,11 @@ class Feed:
     table: sa.Table
     pid: sa.Column[Any]
     fields: tuple[tuple[str, sa.Column[Any]], ...]  # exposed name -> column, in view order
+    owner: str = ""  # the plugin that declares it: its scope is feed:<owner>
+
+    @property
+    def scope(self) -> str:
+        return f"feed:{self.owner}"
 
     @property
     def path(self) -> str:
@@ -128,7 +133,7 @@ def bind_views(registers: Iterable[Register]) -> list[Feed]:
                 if column == pid.name:
                     raise ValueError(f"{register.name}: feed view {view.path} must not expose the PID")
                 fields.append((name, table.c[column]))
-            feed = Feed(match.group(1), match.group(2), int(match.group(3)), table, pid, tuple(fields))
+            feed = Feed(match.group(1), match.group(2), int(match.group(3)), table, pid, tuple(fields), register.name)
             if feed.path in feeds:
                 raise ValueError(f"feed view {feed.path} is declared twice")
             feeds[feed.path] = feed

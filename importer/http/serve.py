@@ -14,9 +14,10 @@ from types import FrameType
 from importer.clock import SystemClock
 from importer.config import Settings
 from importer.errors import InfrastructureError
-from importer.http.app import WebServer, create_app
+from importer.http.app import WebServer, create_app, facade_services
 from importer.http.database import FacadeDatabase
 from importer.http.health import HealthChecker
+from importer.http.tls import tls_options
 from importer.load.plugin import Register
 from importer.logs import get_logger
 from importer.signals import stop_requested_early
@@ -36,10 +37,13 @@ def serve(settings: Settings, registers: dict[str, Register], stop: threading.Ev
     if stop_requested_early():
         stop.set()
     facades = FacadeDatabase(settings.facade_database_url)
+    facades.check_cannot_write(bool(settings.daemon["allow_writable_facade"]))  # a writable account: exit 2
     health = HealthChecker(dataclasses.replace(settings, production_url=settings.facade_database_url), registers,
                            SystemClock())
     # The app logs requests itself with CPR numbers masked; WebServer keeps uvicorn's raw access log off.
-    web = WebServer(create_app(health, None, facades, list(registers.values())), settings.listen)
+    services = facade_services(settings, facades, SystemClock())
+    web = WebServer(create_app(health, None, services, list(registers.values())), settings.listen,
+                    tls_options(settings))
     try:
         try:
             web.start()
@@ -52,5 +56,6 @@ def serve(settings: Settings, registers: dict[str, Register], stop: threading.Ev
     finally:
         web.stop()
         facades.close()
+        services.audit.close()
         health.close()
     log.info("façades stopped")

@@ -7,15 +7,18 @@ service names its path, its WSDL and schemas (files shipped in the package, serv
 `<path>?xsd=<name>` so every import resolves from the WSDL's own URL), and one handler per request element. The
 handlers know nothing of envelopes; they return the answer element as XML text or raise `SoapFault`.
 
+Who may call is decided before the operation runs (`SoapGuard`): a DGWS ID card where STS certificates are
+configured, otherwise a client credential (README, "Access"); the handler checks the scope its answer needs.
+
 Decisions (README, "Façades"): the operation is chosen by the body's element, as WS-I Basic Profile has it,
 not by the SOAPAction header (clients differ in quoting it, or leave it empty); a missing `dgws:Header` is
-answered with a new flow rather than refused (credentials are checked where access is controlled, not here);
+answered with a new flow rather than refused (who is calling is the guard's question, not the header's);
 a database that cannot be read is a `soap:Server` fault with `Retry-After`, never a hung request. SOAP
 endpoints are described by their WSDL, not in the OpenAPI document.
 """
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources.abc import Traversable
@@ -27,6 +30,8 @@ from fastapi.concurrency import run_in_threadpool
 from lxml import etree
 
 from importer.errors import InfrastructureError
+from importer.http.access import Access, Caller, Denied, retry_after
+from importer.http.idcard import IdCardRejected, IdCardVerifier
 from importer.logs import get_logger
 from importer.privacy import mask_cpr
 
@@ -49,14 +54,58 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=Fals
 class SoapFault(Exception):
     """An answer that is a SOAP fault: `Client` when the request is at fault, `Server` when this side is.
 
-    `detail` is the XML of the fault's detail element (e.g. a `ReplicationFault`), already escaped.
+    `detail` is the XML of the fault's detail element (e.g. a `ReplicationFault`), already escaped. A DGWS fault
+    (a refused ID card) names its `flow_status` in the answer's header; access refusals keep their HTTP status
+    (401, 403, 429) and headers, as on every other endpoint.
     """
 
-    def __init__(self, code: str, message: str, detail: str | None = None) -> None:
+    def __init__(self, code: str, message: str, detail: str | None = None, *, status: int = 500,
+                 flow_status: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.detail = detail
+        self.status = status
+        self.flow_status = flow_status
+        self.headers = headers or {}
+
+
+def require(caller: Caller, scope: str) -> None:
+    """A handler's scope check: a client without the scope gets DGWS's `not_authorized`, with HTTP 403."""
+    if not caller.allows(scope):
+        raise SoapFault("Client", f"not_authorized: this client does not hold the scope {scope}", status=403,
+                        flow_status="not_authorized")
+
+
+class SoapGuard:
+    """Who is calling: with STS certificates configured, the DGWS ID card in `wsse:Security` (verified, its
+    system then holds `idcard_scopes`); otherwise a client credential as on every other endpoint."""
+
+    def __init__(self, access: Access, idcards: IdCardVerifier | None, idcard_scopes: Iterable[str]) -> None:
+        self.access = access
+        self.idcards = idcards
+        self.idcard_scopes = frozenset(idcard_scopes)
+
+    def by_credentials(self, request: Request) -> Caller | None:
+        """Without ID cards: the client credential, checked before the body is even parsed. None: ID cards decide."""
+        if self.idcards is not None:
+            return None
+        try:
+            return self.access.identify(request)
+        except Denied as denied:
+            raise SoapFault("Client", denied.detail, status=denied.status, headers=denied.headers) from None
+
+    def by_id_card(self, header: etree._Element | None) -> Caller:
+        assert self.idcards is not None
+        try:
+            card = self.idcards.verify(header)
+        except IdCardRejected as rejected:
+            raise SoapFault("Client", f"{rejected.flow_status}: {rejected.message}",
+                            flow_status=rejected.flow_status) from None
+        wait = self.access.clients.take(f"client:{card.client_name}")
+        if wait:
+            raise SoapFault("Client", "rate limit exceeded", status=429, headers=retry_after(wait))
+        return Caller(card.client_name, self.idcard_scopes)
 
 
 @dataclass(frozen=True)
@@ -68,7 +117,7 @@ class Linking:
     security_level: str | None
 
 
-Handler = Callable[[etree._Element], str]
+Handler = Callable[[etree._Element, Caller], str]
 
 
 @dataclass(frozen=True)
@@ -97,7 +146,7 @@ def element(name: str, text: str) -> str:
     return f"<{name}>{escape(text)}</{name}>"
 
 
-def soap_router(service: SoapService) -> APIRouter:
+def soap_router(service: SoapService, guard: SoapGuard) -> APIRouter:
     router = APIRouter()
 
     @router.get(service.path, include_in_schema=False)
@@ -118,7 +167,7 @@ def soap_router(service: SoapService) -> APIRouter:
         if body is None:
             answer = _envelope("", _fault("Client", f"a request may hold at most {MAX_REQUEST_BYTES} bytes"))
             return Response(answer, status_code=413, media_type=XML_MEDIA)
-        status, text, headers = await run_in_threadpool(answer_call, service, body)
+        status, text, headers = await run_in_threadpool(answer_call, service, body, guard, request)
         return Response(text, status_code=status, media_type=XML_MEDIA, headers=headers)
 
     return router
@@ -135,21 +184,26 @@ async def _read_bounded(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def answer_call(service: SoapService, body: bytes) -> tuple[int, str, dict[str, str]]:
-    """(HTTP status, envelope, headers) for one posted request. SOAP 1.1 answers every fault with 500."""
+def answer_call(service: SoapService, body: bytes, guard: SoapGuard, http: Request) -> tuple[int, str, dict[str, str]]:
+    """(HTTP status, envelope, headers) for one posted request. SOAP 1.1 answers faults with 500; access
+    refusals keep the status every endpoint gives them (401, 403, 429)."""
     linking = Linking(None, None, None)
     try:
+        caller = guard.by_credentials(http)
         root = _parse(body)
         header = root.find(f"{{{SOAP_ENV}}}Header")
         linking = _linking(header)  # before anything else can fail: a fault is answered within the caller's flow
+        if caller is None:
+            caller = guard.by_id_card(header)
         request = _request_element(root, header)
         handler = service.operations.get(str(request.tag))
         if handler is None:
             raise SoapFault("Client", f"{service.path} has no operation for a {request.tag} request")
-        answer = handler(request)
+        answer = handler(request, caller)
         return 200, _envelope(_answer_headers(linking), answer), {}
     except SoapFault as fault:
-        return 500, _envelope(_answer_headers(linking), _fault(fault.code, fault.message, fault.detail)), {}
+        headers = _answer_headers(linking, fault.flow_status or FLOW_FINALIZED)
+        return fault.status, _envelope(headers, _fault(fault.code, fault.message, fault.detail)), fault.headers
     except (sa.exc.DBAPIError, sa.exc.TimeoutError, InfrastructureError) as error:
         reason = str(getattr(error, "orig", error)).strip()
         log.error("SOAP database unavailable", path=service.path, error=type(error).__name__,
@@ -204,7 +258,7 @@ def _clean(text: str | None) -> str | None:
     return text.strip() if text is not None and text.strip() else None
 
 
-def _answer_headers(linking: Linking) -> str:
+def _answer_headers(linking: Linking, flow_status: str = FLOW_FINALIZED) -> str:
     """A DGWS answer: a timestamp, the caller's security level, the same flow, a new message id pointing back
     at the caller's, and the flow's status."""
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -221,7 +275,7 @@ def _answer_headers(linking: Linking) -> str:
     if linking.message_id is not None:
         parts.append(element("dgws:InResponseToMessageID", linking.message_id))
     parts.append("</dgws:Linking>")
-    parts.append(element("dgws:FlowStatus", FLOW_FINALIZED))
+    parts.append(element("dgws:FlowStatus", flow_status))
     parts.append("</dgws:Header>")
     return "".join(parts)
 

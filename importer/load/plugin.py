@@ -20,9 +20,20 @@ from importer.load.temporal import OPEN_END, TableDelta, TemporalTable
 if TYPE_CHECKING:  # the web stack is only imported by the commands that serve
     from fastapi import APIRouter
 
+    from importer.http.audit import Auditor
     from importer.http.database import FacadeDatabase
+    from importer.http.soap import SoapService
 
 ENTRY_POINT_GROUP = "stamdata.registers"
+
+
+@dataclass(frozen=True)
+class Facades:
+    """A register's own façades: HTTP look-ups (served under the scope `lookup:<register>`) and SOAP services
+    (whose handlers check the scope their answer needs). Feeds are declared as `feed_views` instead."""
+
+    http: "APIRouter | None" = None
+    soap: "Sequence[SoapService]" = ()
 
 
 @dataclass
@@ -211,9 +222,10 @@ class Register:
         """Tables rebuilt by `after_load`; re-synchronising preflight rebuilds them too."""
         return ()
 
-    def facade_router(self, database: "FacadeDatabase") -> "APIRouter | None":
-        """The register's read-only lookups, if it has any; they read only through `database`."""
-        return None
+    def facade_routers(self, database: "FacadeDatabase", audit: "Auditor") -> Facades:
+        """The register's look-ups, if it has any. They read only through `database`; an answer that holds a
+        person's data found by CPR number is recorded with `audit` before it is sent."""
+        return Facades()
 
 
 def discover() -> dict[str, Register]:

@@ -11,10 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from importer.clock import whole_seconds
+from importer.http.access import caller_of
+from importer.http.audit import Auditor
 from importer.http.database import FacadeDatabase
 from importer.http.problems import PROBLEM, PROBLEM_RESPONSES, ProblemDetails
 from registers.autorisation import lookups
@@ -85,7 +87,13 @@ def moment_of(at: datetime | date | None, now: datetime) -> datetime:
     return at.replace(tzinfo=None, microsecond=0)
 
 
-def router(database: FacadeDatabase) -> APIRouter:
+PERSON_ENDPOINT = "/autorisation/v1/persons/{cpr}"
+AUTHORISATION_ENDPOINT = "/autorisation/v1/authorisations/{autorisationsnummer}"
+
+
+def router(database: FacadeDatabase, audit: Auditor) -> APIRouter:
+    """Both answers name a person found by CPR number or carrying one: each is recorded in the audit trail,
+    with the caller, before it is sent."""
     api = APIRouter(prefix="/autorisation/v1", tags=["autorisation"])
 
     @api.get(
@@ -101,10 +109,12 @@ def router(database: FacadeDatabase) -> APIRouter:
                                 "surname": "Jensen"}]}}}}},
     )
     def person(
+        request: Request,
         cpr: Annotated[str, Path(pattern=CPR_PATTERN, description="CPR number, 10 digits", examples=["0101801234"])],
     ) -> PersonAuthorisations:
         with database.connect() as connection:
             found = lookups.person(connection, cpr)
+        audit.record(caller_of(request).name, cpr, PERSON_ENDPOINT)  # an unknown person too: it was looked up
         return PersonAuthorisations(
             person=_identifier(CPR_SYSTEM, cpr),
             givenName=found.given_name,
@@ -129,6 +139,7 @@ def router(database: FacadeDatabase) -> APIRouter:
         },
     )
     def authorisation(
+        request: Request,
         autorisationsnummer: Annotated[str, Path(
             pattern=NUMBER_PATTERN, description="5 characters [0-9A-Z]", examples=["0A1B2"])],
         at: Annotated[datetime | date | None, Query(
@@ -148,6 +159,7 @@ def router(database: FacadeDatabase) -> APIRouter:
             ).first()
         if row is None:
             raise HTTPException(404, f"no authorisation {autorisationsnummer} valid at {_time(moment)}")
+        audit.record(caller_of(request).name, row.CPR, AUTHORISATION_ENDPOINT)
         found = _authorisation(row.Autorisationsnummer, row.UddannelsesKode, row.Fornavn, row.Efternavn)
         return AuthorisationAt(**found.model_dump(), person=_identifier(CPR_SYSTEM, row.CPR), at=_time(moment),
                                validFrom=_time(row.ValidFrom), validTo=_time(row.ValidTo))

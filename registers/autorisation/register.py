@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from importer.errors import DataError
 from importer.load.bulk import insert_rows
 from importer.load.plugin import (
+    Facades,
     FeedView,
     ParsedDataset,
     PreviousImport,
@@ -24,8 +25,7 @@ from registers.autorisation import parser
 from registers.autorisation import tables as schema
 
 if TYPE_CHECKING:
-    from fastapi import APIRouter
-
+    from importer.http.audit import Auditor
     from importer.http.database import FacadeDatabase
 
 log = get_logger(__name__)
@@ -183,16 +183,10 @@ class AutorisationRegister(Register):
     def derived_tables(self) -> Sequence[sa.Table]:
         return (schema.autreg2,)
 
-    def facade_router(self, database: "FacadeDatabase") -> "APIRouter":
-        from fastapi import APIRouter  # the web stack only where something serves
+    def facade_routers(self, database: "FacadeDatabase", audit: "Auditor") -> Facades:
+        from registers.autorisation import facade, soap  # the web stack only where something serves
 
-        from importer.http.soap import soap_router
-        from registers.autorisation import facade, soap
-
-        router = APIRouter()
-        router.include_router(facade.router(database))
-        router.include_router(soap_router(soap.authorization_service(database)))
-        return router
+        return Facades(http=facade.router(database, audit), soap=[soap.authorization_service(database, audit)])
 
 
 def _rebuild_autreg2(connection: sa.Connection) -> None:

@@ -7,24 +7,29 @@ from importlib.resources import files
 
 from lxml import etree
 
+from importer.http.access import Caller
+from importer.http.audit import Auditor
 from importer.http.copy_register import SHARED_SCHEMAS
 from importer.http.database import FacadeDatabase
-from importer.http.soap import SoapFault, SoapService, element, text_of
+from importer.http.soap import SoapFault, SoapService, element, require, text_of
 from registers.autorisation import lookups
 
 NAMESPACE = "http://nsi.dk/-/stamdata/3.0"
 PATH = "/stamdata-authorization-lookup-ws/service/AuthorizationService"
+SCOPE = "lookup:autorisation"
 _CPR = re.compile(r"^[0-9]{10}$")
 _DOCUMENTS = files("registers.autorisation") / "wsdl"
 
 
-def authorization_service(database: FacadeDatabase) -> SoapService:
-    def authorization(request: etree._Element) -> str:
+def authorization_service(database: FacadeDatabase, audit: Auditor) -> SoapService:
+    def authorization(request: etree._Element, caller: Caller) -> str:
+        require(caller, SCOPE)
         cpr = text_of(request, "cpr")
         if cpr is None or not _CPR.match(cpr):
             raise SoapFault("Client", "cpr must be a CPR number of 10 digits")
         with database.connect() as connection:
             person = lookups.person(connection, cpr)
+        audit.record(caller.name, cpr, PATH)  # before the answer leaves; an unknown person too
         parts = [f'<AuthorizationResponseStructure xmlns="{NAMESPACE}">', element("cpr", cpr)]
         if person.given_name:
             parts.append(element("firstName", person.given_name))

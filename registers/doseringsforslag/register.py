@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from importer.errors import DataError
 from importer.load.plugin import (
+    Facades,
     FeedView,
     ParsedDataset,
     PreviousImport,
@@ -20,8 +21,7 @@ from registers.doseringsforslag import tables as schema
 from registers.doseringsforslag.dosage import fmk
 
 if TYPE_CHECKING:
-    from fastapi import APIRouter
-
+    from importer.http.audit import Auditor
     from importer.http.database import FacadeDatabase
 
 FEED_PREFIX = "doseringsforslag"
@@ -147,7 +147,7 @@ class DoseringsforslagRegister(Register):
             valid_from = previous.valid_from
         return Sequenced(valid_from=valid_from, warnings=warnings, notes=notes)
 
-    def facade_router(self, database: "FacadeDatabase") -> "APIRouter":
+    def facade_routers(self, database: "FacadeDatabase", audit: "Auditor") -> Facades:
         from registers.doseringsforslag import facade  # the web stack only where something serves
 
-        return facade.router(database)
+        return Facades(http=facade.router(database))

@@ -1,16 +1,22 @@
 """Façades over real HTTP: the app the daemon serves, on uvicorn at a free port, reading one test's databases."""
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 
 from importer.clock import Clock, SystemClock
-from importer.http.app import WebServer, create_app
+from importer.db import create_engine
+from importer.http import clients
+from importer.http.app import FacadeServices, WebServer, create_app
+from importer.http.audit import Auditor
 from importer.http.database import FacadeDatabase
 from importer.http.health import HealthChecker
+from importer.http.idcard import IdCardVerifier
 from importer.load.pipeline import Pipeline
 from importer.load.plugin import discover
 from tests.conftest import Databases
@@ -22,7 +28,24 @@ from tests.registers.doseringsforslag.kit import release_files, write_release
 @dataclass(frozen=True)
 class Served:
     base: str
-    client: httpx.Client
+    client: httpx.Client  # sends the token of a client holding every scope
+    token: str
+    databases: Databases
+
+    def add_client(self, name: str, *scopes: str) -> str:
+        """Another client, with only these scopes; returns its token."""
+        return add_client(self.databases, name, *scopes)
+
+
+def add_client(databases: Databases, name: str, *scopes: str) -> str:
+    engine = create_engine(databases.production_url)
+    try:
+        with engine.begin() as connection:
+            token = clients.add(connection, name, scopes, clients.known_scopes(discover()), datetime(2026, 12, 1))
+    finally:
+        engine.dispose()
+    assert token is not None
+    return token
 
 
 def import_sample(databases: Databases, directory: Path) -> None:
@@ -38,21 +61,33 @@ def import_sample(databases: Databases, directory: Path) -> None:
 
 
 @contextmanager
-def serve(databases: Databases, facade_url: str | None = None, clock: Clock | None = None) -> Iterator[Served]:
-    """uvicorn in a thread (the daemon's WebServer), so requests cross a real socket and the real ASGI stack."""
+def serve(databases: Databases, facade_url: str | None = None, clock: Clock | None = None,
+          rate: tuple[float, float] = (1000.0, 1000.0), idcards: IdCardVerifier | None = None) -> Iterator[Served]:
+    """uvicorn in a thread (the daemon's WebServer), so requests cross a real socket and the real ASGI stack.
+
+    The databases are migrated and hold a client with every scope, whose token the httpx client sends."""
     settings = databases.settings()
     registers = discover()
     clock = clock or SystemClock()
+    pipeline = Pipeline(settings)
+    try:
+        pipeline.migrate()
+    finally:
+        pipeline.close()
+    token = add_client(databases, f"test-all-{uuid.uuid4().hex[:8]}", *clients.known_scopes(registers))
     facades = FacadeDatabase(facade_url or settings.facade_database_url, clock)
+    audit = Auditor(settings.service_database_url, clock)
+    services = FacadeServices(facades, audit, rate[0], rate[1], idcards)
     health = HealthChecker(settings, registers, clock)
     port = free_port()
-    server = WebServer(create_app(health, None, facades, list(registers.values())), f"127.0.0.1:{port}")
+    server = WebServer(create_app(health, None, services, list(registers.values())), f"127.0.0.1:{port}")
     server.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            yield Served(base, client)
+        with httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+            yield Served(base, client, token, databases)
     finally:
         server.stop()
         facades.close()
+        audit.close()
         health.close()

@@ -12,16 +12,21 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
 
 from tests.conftest import _sqlite_databases
-from tests.http.server import import_sample, serve
+from tests.http.server import Served, import_sample, serve
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp_path: Path = tmp_path_factory.mktemp("schemathesis")
     databases = _sqlite_databases(tmp_path)
     import_sample(databases, tmp_path)
     with serve(databases) as served:
-        yield served.base
+        yield served
+
+
+@pytest.fixture(scope="module")
+def base_url(served: Served) -> str:
+    return served.base
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +48,25 @@ def test_the_openapi_document_lists_every_facade_with_examples(base_url: str) ->
     assert person["responses"]["200"]["content"]["application/json"]["example"]["authorisations"]
     assert "422" in person["responses"] and "404" in paths["/doseringsforslag/v1/drugs/{drugId}"]["get"]["responses"]
 
+    # Security: the schemes, and per operation the scope it needs; the probes stay open.
+    schemes = document["components"]["securitySchemes"]
+    assert (schemes["bearerAuth"]["type"], schemes["bearerAuth"]["scheme"]) == ("http", "bearer")
+    assert schemes["mutualTLS"]["type"] == "mutualTLS"
+    assert person["security"] == [{"bearerAuth": ["lookup:autorisation"]}, {"mutualTLS": ["lookup:autorisation"]}]
+    feed = paths["/replication/doseringsforslag/drug/v1"]["get"]
+    assert feed["security"] == [{"bearerAuth": ["feed:doseringsforslag"]}, {"mutualTLS": ["feed:doseringsforslag"]}]
+    for code in ("401", "403", "429"):
+        assert "application/problem+json" in person["responses"][code]["content"]
+    assert "security" not in paths["/status"]["get"]
 
-def test_no_generated_request_gets_a_server_error_or_a_nonconforming_answer(api_schema: Any) -> None:
+
+def test_no_generated_request_gets_a_server_error_or_a_nonconforming_answer(api_schema: Any, served: Served) -> None:
     """Both generation modes, a bounded number of examples per operation so the suite stays fast.
 
     schemathesis's own pytest decorator does not run under pytest 9 (it reaches into a removed node
     attribute), so each operation's strategy runs under Hypothesis directly; the checks are the same.
     """
+    credentials = {"Authorization": f"Bearer {served.token}"}  # a client with every scope
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 10
     for operation in operations:
@@ -59,8 +76,8 @@ def test_no_generated_request_gets_a_server_error_or_a_nonconforming_answer(api_
             @settings(max_examples=15, deadline=None, database=None, derandomize=True,
                       suppress_health_check=list(HealthCheck))
             def call(case: Any) -> None:
-                case.call_and_validate()
+                case.call_and_validate(headers=credentials)
                 if case.path.startswith("/replication/"):  # the JSON form too, validated against its schema
-                    case.call_and_validate(headers={"Accept": "application/json"})
+                    case.call_and_validate(headers={**credentials, "Accept": "application/json"})
 
             call()

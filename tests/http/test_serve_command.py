@@ -21,6 +21,7 @@ from importer.load.pipeline import Pipeline
 from importer.load.plugin import discover
 from tests.conftest import MARIADB_URL, REPO, Databases
 from tests.daemon.harness import free_port, wait_for
+from tests.http.server import add_client
 from tests.registers.autorisation.kit import FIRST, SECOND, write_dump
 
 
@@ -55,6 +56,8 @@ def test_serve_answers_through_the_read_only_account_and_stops_on_sigterm(databa
         pipeline.import_dataset(registers["autorisation"], write_dump(tmp_path, "20261121AutDK.csv", SECOND))
     finally:
         pipeline.close()
+    token = add_client(databases, "serve-test", "lookup:autorisation", "feed:autorisation")
+    credentials = {"Authorization": f"Bearer {token}"}
 
     with read_only_account(databases) as facade_url:
         port = free_port()
@@ -75,10 +78,11 @@ def test_serve_answers_through_the_read_only_account_and_stops_on_sigterm(databa
                     return False
 
             wait_for(answers, 30, "serve to answer")
-            person = httpx.get(f"{base}/autorisation/v1/persons/0101801234").json()
+            person = httpx.get(f"{base}/autorisation/v1/persons/0101801234", headers=credentials).json()
             assert [a["identifier"]["value"] for a in person["authorisations"]] == ["0A1B2"]
             assert person["surname"] == "Jensen-Holm"
-            feed = httpx.get(f"{base}/replication/autorisationsregisteret/autorisation/v1", params={"maxRecords": 2})
+            feed = httpx.get(f"{base}/replication/autorisationsregisteret/autorisation/v1", params={"maxRecords": 2},
+                             headers=credentials)
             assert feed.status_code == 200 and feed.text.count("<entry>") == 2
             status = httpx.get(f"{base}/status")
             assert status.status_code == 200 and status.text.startswith("OK"), status.text

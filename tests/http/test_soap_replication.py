@@ -11,6 +11,7 @@ from urllib.parse import urljoin
 
 import httpx
 import pytest
+import requests
 import sqlalchemy as sa
 import zeep
 from lxml import etree
@@ -36,9 +37,12 @@ WSDL = "http://schemas.xmlsoap.org/wsdl/"
 class Soap:
     """A zeep client built from the service's own WSDL URL, remembering the envelopes it sent and received."""
 
-    def __init__(self, base: str, path: str = PATH) -> None:
+    def __init__(self, base: str, path: str = PATH, token: str | None = None) -> None:
         self.history = HistoryPlugin()
-        transport = zeep.Transport(timeout=30, operation_timeout=60)
+        session = requests.Session()
+        if token is not None:
+            session.headers["Authorization"] = f"Bearer {token}"
+        transport = zeep.Transport(session=session, timeout=30, operation_timeout=60)
         self.client = zeep.Client(f"{base}{path}?wsdl", plugins=[self.history], transport=transport)
 
     def header(self, flow: str = "flow-1", message: str = "message-1", level: int = 4) -> Any:
@@ -77,7 +81,7 @@ def sample(databases: Databases, tmp_path: Path) -> Iterator[Served]:
 def test_every_view_replicated_through_soap_gives_the_http_feeds_pages_and_a_copy_equal_to_the_table(
     databases: Databases, sample: Served, tmp_path: Path
 ) -> None:
-    soap = Soap(sample.base)
+    soap = Soap(sample.base, token=sample.token)
     feeds = bind_views(discover().values())
     assert len(feeds) == 6
     target = sa.create_engine(f"sqlite:///{tmp_path / 'copy.sqlite'}")
@@ -113,7 +117,7 @@ def test_every_view_replicated_through_soap_gives_the_http_feeds_pages_and_a_cop
 
 
 def test_an_answer_continues_the_callers_dgws_flow(sample: Served) -> None:
-    soap = Soap(sample.base)
+    soap = Soap(sample.base, token=sample.token)
     result = soap.client.service.replicate(register="doseringsforslag", datatype="version", version=1, offset="0",
                                            _soapheaders=[soap.header("flow-42", "message-7", 3)])
     answered = result.header.Header
@@ -146,7 +150,7 @@ def test_an_unknown_view_or_a_bad_offset_is_a_replication_fault(
     sqlite_databases: Databases, request_fields: dict[str, Any], message: str
 ) -> None:
     with serve(sqlite_databases) as served:
-        soap = Soap(served.base)
+        soap = Soap(served.base, token=served.token)
         with pytest.raises(zeep.exceptions.Fault) as raised:
             soap.client.service.replicate(**request_fields, _soapheaders=[soap.header("f", "m")])
         fault = raised.value
@@ -278,7 +282,7 @@ def test_a_copy_paging_through_soap_while_imports_commit_converges_on_the_table(
     try:
         pipeline.import_dataset(registers["autorisation"], write_dump(tmp_path / "drops", "20261120AutDK.csv", FIRST))
         with serve(databases) as served:
-            soap = Soap(served.base)
+            soap = Soap(served.base, token=served.token)
 
             def fetch(after: Token, size: int) -> Page:
                 return soap.page(feed, after, size)
@@ -299,7 +303,7 @@ def test_a_copy_paging_through_soap_while_imports_commit_converges_on_the_table(
 
 def test_a_database_that_cannot_be_read_is_a_server_fault_with_retry_after(sqlite_databases: Databases) -> None:
     with serve(sqlite_databases, facade_url="mysql+pymysql://nobody@127.0.0.1:9/stamdata") as served:
-        soap = Soap(served.base)
+        soap = Soap(served.base, token=served.token)
         with pytest.raises(zeep.exceptions.Fault) as raised:
             soap.client.service.replicate(register="doseringsforslag", datatype="version", version=1, offset="0")
         assert raised.value.code == "soap:Server"

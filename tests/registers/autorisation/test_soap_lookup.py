@@ -71,7 +71,7 @@ def test_a_person_is_answered_with_names_and_currently_valid_authorisations_as_t
     finally:
         pipeline.close()
     with serve(databases) as served:
-        soap = Soap(served.base, PATH)
+        soap = Soap(served.base, PATH, served.token)
         anne = lookup(soap, "0101801234", flow="flow-9", message="m-1")
         assert (anne.cpr, anne.firstName, anne.lastName) == ("0101801234", "Anne Marie", "Jensen-Holm")
         assert [(item.authorizationCode, item.educationCode, item.educationName) for item in anne.authorization] == [
@@ -102,7 +102,7 @@ def test_a_person_is_answered_with_names_and_currently_valid_authorisations_as_t
 @pytest.mark.parametrize("cpr", ["123", "01018012345", "010180-1234", "", "abcdefghij"])
 def test_a_cpr_that_is_not_ten_digits_is_a_client_fault(sqlite_databases: Databases, cpr: str) -> None:
     with serve(sqlite_databases) as served:
-        soap = Soap(served.base, PATH)
+        soap = Soap(served.base, PATH, served.token)
         with pytest.raises(zeep.exceptions.Fault) as raised:
             lookup(soap, cpr)
     assert raised.value.code == "soap:Client"
