@@ -42,13 +42,14 @@ $(TEST_SET): $(INSTALL_LOCK) $(TEST_LOCK) $(RUNTIME_LOCK) pyproject.toml
 	$(call install_set,$(TEST_LOCK))
 	touch $@ $(RUNTIME_SET)
 
-# The daemon on the embedded SQLite default (var/*.sqlite); Ctrl-C stops it cleanly.
+# The daemon on the embedded SQLite default (var/*.sqlite); Ctrl-C stops it cleanly. A development machine is a
+# test environment: the test-data service is on unless STAMDATA_TESTDATA_ENABLED says otherwise.
 run: $(RUNTIME_SET)
 	@echo "stamdata importer daemon"
 	@echo "  inbox:   $$(realpath -m "$${STAMDATA_INBOX:-inbox}")/<register>/   (try: cp ops/samples/autorisation/* inbox/autorisation/)"
 	@echo "  status:  http://$${STAMDATA_LISTEN:-127.0.0.1:8080}/status"
 	@echo "  metrics: http://$${STAMDATA_LISTEN:-127.0.0.1:8080}/metrics"
-	$(BIN)/stamdata-importer run
+	STAMDATA_TESTDATA_ENABLED=$${STAMDATA_TESTDATA_ENABLED:-true} $(BIN)/stamdata-importer run
 
 lint: $(TEST_SET)
 	$(BIN)/ruff check .

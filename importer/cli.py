@@ -260,6 +260,78 @@ def clients_revoke(name: Annotated[str, typer.Argument(help="The client to revok
             log.info("client revoked", client=name)
 
 
+testdata_app = typer.Typer(no_args_is_help=True, help="Test data (test environments only, testdata_enabled): dump, "
+                                                       "restore and reset a person's register data.")
+app.add_typer(testdata_app, name="testdata")
+
+
+def _testdata_enabled() -> None:
+    if not state.settings.daemon["testdata_enabled"]:
+        raise UsageError("test data is not enabled here (testdata_enabled = false: never in production; set "
+                         "STAMDATA_TESTDATA_ENABLED=true in a test environment)")
+
+
+@testdata_app.command("dump")
+def testdata_dump(
+    register: RegisterArg,
+    cpr: Annotated[str | None, typer.Argument(help="The person (10 digits); none for a register without persons.")]
+    = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Write the dump here (default: stdout).")] = None,
+) -> None:
+    """Dump everything the register holds about a person, history included, as DumpData (base64 of gzip)."""
+    from importer.load.testdata import TestData
+
+    with _exit_codes():
+        _testdata_enabled()
+        with _pipeline() as pipeline:
+            data = TestData(pipeline).dump(_register(register), cpr)
+        if output is None:
+            print(data)
+        else:
+            output.write_text(data + "\n", encoding="ascii")
+            out.print(f"{register}: dump written to {output}", highlight=False)
+
+
+@testdata_app.command("restore")
+def testdata_restore(
+    register: RegisterArg,
+    file: Annotated[Path, typer.Argument(help="A dump (DumpData) file; - for stdin.")],
+    to: Annotated[str | None, typer.Option("--to", help="Restore onto this person instead (10 digits).")] = None,
+    restore_at_date: Annotated[datetime | None, typer.Option(
+        "--restore-at-date", formats=["%Y-%m-%d"],
+        help="Move every date by (this date - the dump's date), so it is valid again as when taken.")] = None,
+) -> None:
+    """Restore a dump onto its person or another; prints the authorisation numbers restored."""
+    from importer.load.testdata import TestData
+
+    with _exit_codes():
+        _testdata_enabled()
+        try:
+            text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="ascii", errors="replace")
+        except OSError as error:
+            raise UsageError(f"cannot read {file}: {error.strerror}") from None
+        with _pipeline() as pipeline:
+            restored = TestData(pipeline).restore(_register(register), text, to,
+                                                  restore_at_date.date() if restore_at_date else None)
+        whom = f" for {mask_cpr(restored.person)}" if restored.person else ""
+        out.print(f"{register}: restored {restored.rows} row(s){whom}, dates moved {restored.shift_days} day(s)")
+        for old, new in sorted(restored.keys.items()):
+            out.print(f"  {new}" + (f" (was {old}: that number has history here)" if new != old else ""))
+
+
+@testdata_app.command("reset")
+def testdata_reset(register: RegisterArg, cpr: Annotated[str, typer.Argument(help="The person (10 digits).")]) -> None:
+    """Close the person's open rows (the feed carries it) and forget their test keys."""
+    from importer.load.testdata import TestData
+
+    with _exit_codes():
+        _testdata_enabled()
+        with _pipeline() as pipeline:
+            reset = TestData(pipeline).reset(_register(register), cpr)
+        out.print(f"{register}: reset {mask_cpr(reset.person)}: {reset.closed} open row(s) closed, "
+                  f"{len(reset.keys)} test key(s) forgotten")
+
+
 @app.command("audit")
 def audit_command(
     cpr: Annotated[str, typer.Option("--cpr", help="The person's CPR number (10 digits).")],

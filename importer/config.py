@@ -60,6 +60,8 @@ DAEMON_DEFAULTS: dict[str, Any] = {
     "dgws_min_security_level": 3,  # the lowest DGWS security level (ID card authentication level) accepted
     # The façades refuse to start with a database account that can write, unless this says it is intended.
     "allow_writable_facade": False,
+    # Dump, restore and reset of test persons (FORMATS.md §6): only in test environments, never by default.
+    "testdata_enabled": False,
 }
 
 # What every register may tune, whatever it is; a register adds its own keys and may change these defaults.

@@ -378,7 +378,7 @@ class Daemon:
             self._stop_workers()
             web.stop()
             facades.close()
-            services.audit.close()
+            services.close()
             health.close()
             if pipeline is not None:
                 pipeline.close()

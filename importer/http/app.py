@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute
 from importer.clock import Clock
 from importer.config import Settings, parse_listen
 from importer.http import clients
+from importer.http import testdata as testdata_http
 from importer.http import feed as feeds
 from importer.http.access import Access, document_security, include_guarded
 from importer.http.audit import Auditor
@@ -30,7 +31,10 @@ from importer.http.problems import document_problems, install_access_log, instal
 from importer.http.replication import replication_router
 from importer.http.soap import SoapGuard, soap_router
 from importer.http.tls import TlsOptions
+from importer.http.testdata import LOCK_WAIT_S
+from importer.load.pipeline import Pipeline
 from importer.load.plugin import Register
+from importer.load.testdata import TestData
 from importer.logs import get_logger
 
 log = get_logger(__name__)
@@ -48,6 +52,12 @@ class FacadeServices:
     rate_per_s: float = 20.0
     burst: float = 100.0
     idcards: IdCardVerifier | None = None
+    testdata: TestData | None = None  # where testdata_enabled: dump/restore/reset through the importer's accounts
+
+    def close(self) -> None:
+        self.audit.close()
+        if self.testdata is not None:
+            self.testdata.pipeline.close()
 
 
 def facade_services(settings: Settings, database: FacadeDatabase, clock: Clock) -> FacadeServices:
@@ -58,8 +68,9 @@ def facade_services(settings: Settings, database: FacadeDatabase, clock: Clock) 
     if settings.sts_certificates:
         idcards = IdCardVerifier.from_files(settings.sts_certificates, int(daemon["dgws_min_security_level"]),
                                             clock.now)
+    testdata = TestData(Pipeline(settings, clock), LOCK_WAIT_S) if daemon["testdata_enabled"] else None
     return FacadeServices(database, Auditor(settings.service_database_url, clock), float(daemon["rate_limit_per_s"]),
-                          float(daemon["rate_limit_burst"]), idcards)
+                          float(daemon["rate_limit_burst"]), idcards, testdata)
 
 
 def create_app(
@@ -194,4 +205,10 @@ def include_facades(app: FastAPI, services: FacadeServices, registers: Sequence[
             include_guarded(app, routers.http, access.require(f"lookup:{register.name}"), scoped)
         for service in routers.soap:
             app.include_router(soap_router(service, guard))
+        if register.testdata is not None:
+            include_guarded(app, testdata_http.json_router(register, services.testdata, services.audit),
+                            access.require(testdata_http.SCOPE), scoped)
+            if register.testdata.person_column is not None:
+                app.include_router(soap_router(testdata_http.soap_service(register, services.testdata,
+                                                                          services.audit), guard))
     return scoped

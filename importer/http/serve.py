@@ -56,6 +56,6 @@ def serve(settings: Settings, registers: dict[str, Register], stop: threading.Ev
     finally:
         web.stop()
         facades.close()
-        services.audit.close()
+        services.close()
         health.close()
     log.info("façades stopped")

@@ -125,11 +125,12 @@ class SoapService:
     """One SOAP endpoint: where it is, the documents that describe it, and a handler per request element."""
 
     path: str  # e.g. /stamdata-batch-copy-ws/service/StamdataReplication
-    wsdl: Traversable  # its `soap:address` holds `{address}`, filled with the URL the WSDL was asked at
+    wsdl: Traversable | None  # its `soap:address` holds `{address}`, filled with the URL the WSDL was asked at
     schemas: Mapping[str, Traversable]  # ?xsd=<name>; the WSDL and schemas refer to them relatively
     operations: Mapping[str, Handler]  # Clark name of the request element -> handler
 
     def wsdl_text(self, address: str) -> str:
+        assert self.wsdl is not None
         return self.wsdl.read_text(encoding="utf-8").replace("{address}", escape(address, {'"': "&quot;"}))
 
 
@@ -152,7 +153,7 @@ def soap_router(service: SoapService, guard: SoapGuard) -> APIRouter:
     @router.get(service.path, include_in_schema=False)
     async def describe(request: Request) -> Response:
         query = request.query_params
-        if "wsdl" in query or "WSDL" in query:
+        if ("wsdl" in query or "WSDL" in query) and service.wsdl is not None:
             address = str(request.url.replace(query=None, fragment=None))
             return Response(service.wsdl_text(address), media_type=XML_MEDIA)
         name = query.get("xsd")

@@ -23,7 +23,7 @@ from importer.clock import Clock, SystemClock, whole_seconds
 from importer.config import Settings
 from importer.db import create_engine
 from importer.errors import DataError, ImporterError, InfrastructureError, as_infrastructure
-from importer.load import inbox, migrate
+from importer.load import inbox, migrate, test_keys
 from importer.load.bulk import SCRATCH_OPTION, insert_frame
 from importer.load.locks import RegisterLocks
 from importer.load.plugin import ParsedDataset, Register, SequenceContext
@@ -224,7 +224,7 @@ class Pipeline:
                     self.snapshots.forget(register.name)
                     resynchronise(register, self.production, self.preflight)
                     in_step_at = None
-                run.transaction_time = self._next_transaction_time(register)
+                run.transaction_time = self.next_transaction_time(register)
             known = self.snapshots.load(register.name, in_step_at)
             outcomes: dict[str, _Outcome] = {}
             try:
@@ -336,6 +336,9 @@ class Pipeline:
         delta. Wherever the rows were not read here, the counts are checked against this database's rows."""
         register, parsed = run.register, run.data
         previous = ImportStatus.of(register).latest_success(connection)
+        # Restored test data is not in a full dump: its keys stay open however the dump reads. The snapshot of the
+        # last import knows nothing of them, so while there are any the open rows are read.
+        kept = test_keys.of(connection, register.name)
         try:
             context = SequenceContext(now=whole_seconds(self.clock.now()), settings=run.settings, force=run.force)
             sequenced = register.check_sequence(previous, parsed, context)
@@ -343,7 +346,9 @@ class Pipeline:
                 deltas = [
                     compute_delta(connection, spec, parsed.frames[spec.name], valid_from=sequenced.valid_from,
                                   transaction_time=run.at, digests=run.digests[spec.name],
-                                  known_open=known.open_state.get(spec.name) if known is not None else None)
+                                  known_open=known.open_state.get(spec.name) if known is not None and not kept
+                                  else None,
+                                  keep_open=kept if len(spec.key) == 1 else None)
                     for spec in register.tables
                 ]
             else:
@@ -355,6 +360,9 @@ class Pipeline:
             log.warning("guard overridden", note=note)
         for delta in deltas:
             apply_delta(connection, delta, verify_unchanged=planned is not None or known is not None)
+            if kept and len(delta.spec.key) == 1 and len(delta.new_versions):
+                # A key the register now delivers itself is its own again, no longer test data.
+                test_keys.forget(connection, register.name, delta.new_versions.frame[delta.spec.key[0]].astype(str))
         register.after_load(connection, deltas)
         warnings = [*parsed.warnings, *sequenced.warnings]
         counts = RunCounts(
@@ -404,22 +412,27 @@ class Pipeline:
                 self._write_unrecorded(register, database)
                 ImportStatus.of(register).end_interrupted(engine, whole_seconds(self.clock.now()))
 
-    def _next_transaction_time(self, register: Register) -> datetime:
-        """Whole seconds, strictly later than any earlier run in either database: the feed pages on it."""
+    def next_transaction_time(self, register: Register) -> datetime:
+        """Whole seconds, strictly later than anything the register holds in either database: every run's and
+        every test-data operation's rows. The feed pages on it: a later commit must sort after every token."""
         candidate = whole_seconds(self.clock.now())
         for engine in self._databases().values():
             with engine.connect() as connection:
-                latest = ImportStatus.of(register).latest_transaction_time(connection)
+                latest = latest_change(connection, register)
             if latest is not None and latest >= candidate:
                 candidate = latest + timedelta(seconds=1)
         return candidate
 
+    def in_step(self, register: Register) -> None:
+        """Both databases hold the same history of the register (re-synchronised from production if not)."""
+        with _infrastructure_errors("preparing"):
+            self._resynchronise_if_needed(register)
+
     def _resynchronise_if_needed(self, register: Register) -> datetime | None:
         """Returns the transaction time both databases agree they are at, if they were in step."""
-        status = ImportStatus.of(register)
         with self.preflight.connect() as pre, self.production.connect() as prod:
-            preflight_time = status.latest_success_time(pre)
-            production_time = status.latest_success_time(prod)
+            preflight_time = latest_change(pre, register)
+            production_time = latest_change(prod, register)
         if preflight_time == production_time:
             return production_time
         log.warning(
@@ -432,6 +445,18 @@ class Pipeline:
         return None
 
 
+def latest_change(connection: sa.Connection, register: Register) -> datetime | None:
+    """The newest moment the register's data changed in this database: its last successful run, or a later
+    test-data restore or reset (which write rows, not runs). Both databases agree on it when they are in step,
+    and the snapshot of the last import is valid only while it is that import's time. MAX(ModifiedDate) reads
+    the end of each table's (ModifiedDate, PID) index."""
+    moments = [ImportStatus.of(register).latest_success_time(connection)]
+    for spec in register.tables:
+        moments.append(connection.execute(sa.select(sa.func.max(spec.table.c.ModifiedDate))).scalar())
+    known = [moment for moment in moments if moment is not None]
+    return max(known) if known else None
+
+
 def resynchronise(register: Register, source: sa.Engine, target: sa.Engine) -> None:
     """Make the target's copy of a register equal to the source's, in one target transaction.
 
@@ -442,6 +467,7 @@ def resynchronise(register: Register, source: sa.Engine, target: sa.Engine) -> N
         for spec in register.tables:
             dst.execute(spec.table.delete())
             copy_table(src, dst, spec.table)
+        test_keys.copy(src, dst, register.name)
         register.after_load(dst, None)
         ImportStatus.of(register).align(src, dst)
         dst.commit()

@@ -36,6 +36,22 @@ class Facades:
     soap: "Sequence[SoapService]" = ()
 
 
+@dataclass(frozen=True)
+class TestDataSpec:
+    """How a register's data becomes test data (importer/load/testdata.py). With a `person_column`, per person:
+    the history table holding a person's rows and the column with their CPR number; a restored key that has
+    history in the table gets the first unused value of the test range (`key_prefix` then the alphabet, to
+    `key_length` characters). Without one, the register is dumped and restored whole."""
+
+    __test__ = False  # not a pytest test class
+
+    table: str = ""
+    person_column: str | None = None
+    key_prefix: str = ""
+    key_alphabet: str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    key_length: int = 0
+
+
 @dataclass
 class ParsedDataset:
     """What a parser hands the engine: typed rows per table and the facts needed to sequence them."""
@@ -221,6 +237,9 @@ class Register:
     def derived_tables(self) -> Sequence[sa.Table]:
         """Tables rebuilt by `after_load`; re-synchronising preflight rebuilds them too."""
         return ()
+
+    # Test data (dump, restore, reset), if the register has any; see TestDataSpec.
+    testdata: TestDataSpec | None = None
 
     def facade_routers(self, database: "FacadeDatabase", audit: "Auditor") -> Facades:
         """The register's look-ups, if it has any. They read only through `database`; an answer that holds a

@@ -16,6 +16,7 @@ from importer.load.plugin import (
     Register,
     SequenceContext,
     Sequenced,
+    TestDataSpec,
     sequence_by_date,
     within_dataset,
 )
@@ -65,6 +66,8 @@ class AutorisationRegister(Register):
         "an autorisation dataset is one file named <yyyyMMdd><anything>.csv (e.g. 20261122AutDK.csv), or a "
         "directory holding exactly one such file"
     )
+    # Restored keys with history get a number from Z0000 up (real numbers do not start with Z); README, "Test data".
+    testdata = TestDataSpec(table="Autorisation2", person_column="CPR", key_prefix="Z", key_length=5)
     feed_views = (
         FeedView(
             path="autorisationsregisteret/autorisation/v1",

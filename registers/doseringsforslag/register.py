@@ -13,6 +13,7 @@ from importer.load.plugin import (
     Register,
     SequenceContext,
     Sequenced,
+    TestDataSpec,
     check_dataset_date,
     within_dataset,
 )
@@ -58,6 +59,7 @@ class DoseringsforslagRegister(Register):
         # generator corrected in later releases: correct letters unless this legacy mode is asked for.
         "double_encoded_wording": False,
     }
+    testdata = TestDataSpec()  # no persons: a whole release is dumped and restored (a test environment's start)
     feed_views = (
         _view("version", "DosageVersion", ["releaseNumber", "releaseDate", "lmsDate", "daDate"]),
         _view("dosageunit", "DosageUnit", ["releaseNumber", "code", "textSingular", "textPlural"]),

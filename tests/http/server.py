@@ -18,6 +18,7 @@ from importer.http.database import FacadeDatabase
 from importer.http.health import HealthChecker
 from importer.http.idcard import IdCardVerifier
 from importer.load.pipeline import Pipeline
+from importer.load.testdata import TestData
 from importer.load.plugin import discover
 from tests.conftest import Databases
 from tests.daemon.harness import free_port
@@ -62,7 +63,8 @@ def import_sample(databases: Databases, directory: Path) -> None:
 
 @contextmanager
 def serve(databases: Databases, facade_url: str | None = None, clock: Clock | None = None,
-          rate: tuple[float, float] = (1000.0, 1000.0), idcards: IdCardVerifier | None = None) -> Iterator[Served]:
+          rate: tuple[float, float] = (1000.0, 1000.0), idcards: IdCardVerifier | None = None,
+          testdata: bool = False) -> Iterator[Served]:
     """uvicorn in a thread (the daemon's WebServer), so requests cross a real socket and the real ASGI stack.
 
     The databases are migrated and hold a client with every scope, whose token the httpx client sends."""
@@ -77,7 +79,8 @@ def serve(databases: Databases, facade_url: str | None = None, clock: Clock | No
     token = add_client(databases, f"test-all-{uuid.uuid4().hex[:8]}", *clients.known_scopes(registers))
     facades = FacadeDatabase(facade_url or settings.facade_database_url, clock)
     audit = Auditor(settings.service_database_url, clock)
-    services = FacadeServices(facades, audit, rate[0], rate[1], idcards)
+    services = FacadeServices(facades, audit, rate[0], rate[1], idcards,
+                              TestData(Pipeline(settings, clock), 30) if testdata else None)
     health = HealthChecker(settings, registers, clock)
     port = free_port()
     server = WebServer(create_app(health, None, services, list(registers.values())), f"127.0.0.1:{port}")
@@ -89,5 +92,5 @@ def serve(databases: Databases, facade_url: str | None = None, clock: Clock | No
     finally:
         server.stop()
         facades.close()
-        audit.close()
+        services.close()
         health.close()
