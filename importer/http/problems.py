@@ -94,6 +94,8 @@ def document_problems(app: FastAPI) -> None:
         reference = {"$ref": f"#/components/schemas/{ProblemDetails.__name__}"}
         for operations in document.get("paths", {}).values():
             for operation in operations.values():
+                if "requestBody" in operation:  # a body that is not JSON at all: FastAPI answers 400
+                    operation.setdefault("responses", {}).setdefault("400", {"description": "Malformed body"})
                 for code, response in operation.get("responses", {}).items():
                     if code[:1] in {"4", "5"} and (code != "500" or PROBLEM in response.get("content", {})):
                         response["content"] = {PROBLEM: {"schema": reference}}

@@ -46,7 +46,6 @@ class DumpIn(BaseModel):
 
 
 class DumpOut(BaseModel):
-    register: str
     cpr: str | None
     dumpData: str
 
@@ -59,7 +58,6 @@ class RestoreIn(BaseModel):
 
 
 class RestoreOut(BaseModel):
-    register: str
     cpr: str | None
     rows: int
     shiftDays: int
@@ -72,7 +70,6 @@ class ResetIn(BaseModel):
 
 
 class ResetOut(BaseModel):
-    register: str
     cpr: str
     closed: int
     keys: list[str]
@@ -104,7 +101,7 @@ def json_router(register: Register, testdata: TestData | None, audit: Auditor) -
             raise _http_error(error) from None
         if body.cpr is not None:
             audit.record(caller_of(request).name, body.cpr, f"{path_of(register)}/dump")
-        return DumpOut(register=register.name, cpr=body.cpr, dumpData=data)
+        return DumpOut(cpr=body.cpr, dumpData=data)
 
     @api.post("/restore", response_model=RestoreOut, summary="Restore a dump onto its person or another")
     def restore(body: RestoreIn) -> RestoreOut:
@@ -113,7 +110,7 @@ def json_router(register: Register, testdata: TestData | None, audit: Auditor) -
             restored = service.restore(register, body.dumpData, body.cpr, body.restoreAtDate)
         except Exception as error:
             raise _http_error(error) from None
-        return _restore_out(register, restored)
+        return _restore_out(restored)
 
     @api.post("/reset", response_model=ResetOut, summary="Close a person's open rows and forget their test keys")
     def reset(body: ResetIn) -> ResetOut:
@@ -122,13 +119,13 @@ def json_router(register: Register, testdata: TestData | None, audit: Auditor) -
             done = service.reset(register, body.cpr)
         except Exception as error:
             raise _http_error(error) from None
-        return ResetOut(register=register.name, cpr=done.person, closed=done.closed, keys=done.keys)
+        return ResetOut(cpr=done.person, closed=done.closed, keys=done.keys)
 
     return api
 
 
-def _restore_out(register: Register, restored: Restored) -> RestoreOut:
-    return RestoreOut(register=register.name, cpr=restored.person, rows=restored.rows, shiftDays=restored.shift_days,
+def _restore_out(restored: Restored) -> RestoreOut:
+    return RestoreOut(cpr=restored.person, rows=restored.rows, shiftDays=restored.shift_days,
                       keys=[{"from": old, "to": new} for old, new in sorted(restored.keys.items())])
 
 

@@ -1,5 +1,9 @@
 """Façades over real HTTP: the app the daemon serves, on uvicorn at a free port, reading one test's databases."""
 
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +24,8 @@ from importer.http.idcard import IdCardVerifier
 from importer.load.pipeline import Pipeline
 from importer.load.testdata import TestData
 from importer.load.plugin import discover
-from tests.conftest import Databases
-from tests.daemon.harness import free_port
+from tests.conftest import REPO, Databases
+from tests.daemon.harness import free_port, wait_for
 from tests.registers.autorisation.kit import FIRST, SECOND, write_dump
 from tests.registers.doseringsforslag.kit import release_files, write_release
 
@@ -94,3 +98,32 @@ def serve(databases: Databases, facade_url: str | None = None, clock: Clock | No
         facades.close()
         services.close()
         health.close()
+
+
+@contextmanager
+def serve_process(databases: Databases, log_dir: Path, **extra: str) -> Iterator[tuple[str, Path]]:
+    """`stamdata-importer serve` as an operator runs it: a subprocess, answering; stopped with SIGTERM, which
+    must end it with exit 0. Its output goes into pytest's capture (the suite-wide personal-data scan reads it)."""
+    port = free_port()
+    log_path = log_dir / f"serve-{port}.log"
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("STAMDATA_")}
+    environment.update(databases.environ(STAMDATA_LISTEN=f"127.0.0.1:{port}", **extra))
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "importer", "serve"], cwd=REPO, stdout=log,
+                                   stderr=subprocess.STDOUT, env=environment)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def answers() -> bool:
+            try:
+                return httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                assert process.poll() is None, log_path.read_text()
+                return False
+
+        wait_for(answers, 30, "serve to answer")
+        yield base, log_path
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+        sys.stdout.write(log_path.read_text())
+    assert code == 0, log_path.read_text()

@@ -4,11 +4,7 @@ look-up or on any path at all. Over real HTTP on both backends, and the masking 
 
 import json
 import logging
-import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +16,8 @@ from hypothesis import strategies as st
 
 from importer.load.pipeline import Pipeline
 from importer.privacy import mask_cpr, mask_request_target
-from tests.conftest import REPO, Databases
-from tests.daemon.harness import free_port, wait_for
-from tests.http.server import serve
+from tests.conftest import Databases
+from tests.http.server import serve, serve_process
 
 CPR = "2212774627"
 DATE, SERIAL = CPR[:6], CPR[6:]
@@ -190,38 +185,15 @@ def test_no_form_of_a_cpr_in_a_request_reaches_the_log(databases: Databases, cap
 def test_the_serve_command_logs_no_form_of_a_cpr(sqlite_databases: Databases, tmp_path: Path) -> None:
     """The rendered JSON lines of a real `serve` process, everything it writes."""
     databases = sqlite_databases
-    port = free_port()
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("STAMDATA_")}
-    environment.update(databases.environ(STAMDATA_LISTEN=f"127.0.0.1:{port}"))
     pipeline = Pipeline(databases.settings())
     try:
         pipeline.migrate()  # the database the process reads
     finally:
         pipeline.close()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "importer", "serve"], env=environment, cwd=REPO,
-                                   stdout=log, stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-
-        def answers() -> bool:
-            try:
-                return httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                assert process.poll() is None, log_path.read_text()
-                return False
-
-        wait_for(answers, 30, "serve to answer")
-        with httpx.Client(base_url=base, timeout=30) as client:
-            for target in targets():
-                client.get(target)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(30)
+    with serve_process(databases, tmp_path) as (base, log_path), httpx.Client(base_url=base, timeout=30) as client:
+        for target in targets():
+            client.get(target)
     output = log_path.read_text()
-    sys.stdout.write(output)  # into pytest's capture, so the suite-wide personal-data scan reads it too
-    assert code == 0, output
     events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     requests = [event for event in events if event.get("event") == "http request" and event["path"] != "/openapi.json"]
     assert len(requests) == len(targets())

@@ -4,9 +4,6 @@ with a writable one only when allow_writable_facade says so. And the reason it m
 flag can be switched off by the session itself; only the account (or SQLite's read-only file) stops the write."""
 
 import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,8 +19,9 @@ from importer.db import create_engine
 from importer.errors import UsageError
 from importer.http.database import FacadeDatabase, parse_grant, writable_grants
 from importer.load.pipeline import Pipeline
-from tests.conftest import MARIADB_URL, REPO, Databases, run_cli
-from tests.daemon.harness import free_port, wait_for
+from tests.conftest import MARIADB_URL, Databases, run_cli
+from tests.daemon.harness import free_port
+from tests.http.server import serve_process
 
 PROBE = "facade_probe"
 
@@ -90,33 +88,6 @@ def environment(databases: Databases, **extra: str) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def serving(databases: Databases, tmp_path: Path, **extra: str) -> Iterator[tuple[str, Path]]:
-    """`stamdata-importer serve` as a subprocess, answering; stopped with SIGTERM (exit 0) afterwards."""
-    port = free_port()
-    log_path = tmp_path / f"serve-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "importer", "serve"], cwd=REPO, stdout=log,
-                                   stderr=subprocess.STDOUT,
-                                   env=environment(databases, STAMDATA_LISTEN=f"127.0.0.1:{port}", **extra))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        def answers() -> bool:
-            try:
-                return httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                assert process.poll() is None, log_path.read_text()
-                return False
-
-        wait_for(answers, 30, "serve to answer")
-        yield base, log_path
-    finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(30)
-        sys.stdout.write(log_path.read_text())
-    assert code == 0, log_path.read_text()
-
-
 def refused(command: str, databases: Databases, **extra: str) -> str:
     """Runs `command` expecting the start-up refusal; returns what it printed."""
     result = run_cli(command, env=databases.environ(STAMDATA_LISTEN=f"127.0.0.1:{free_port()}", **extra), timeout=60)
@@ -151,10 +122,10 @@ def test_serve_starts_with_the_select_only_account_and_with_a_writable_one_when_
     databases = mariadb_databases
     prepare(databases)
     assert make_url(databases.facade_url).username != make_url(databases.production_url).username
-    with serving(databases, tmp_path) as (base, log_path):  # the fixture's account: SELECT on production only
+    with serve_process(databases, tmp_path) as (base, log_path):  # the fixture's account: SELECT on production only
         assert httpx.get(f"{base}/status").status_code == 200
     assert "account cannot write" in log_path.read_text()
-    with serving(databases, tmp_path, STAMDATA_FACADE_URL=databases.production_url,
+    with serve_process(databases, tmp_path, STAMDATA_FACADE_URL=databases.production_url,
                  STAMDATA_ALLOW_WRITABLE_FACADE="true") as (base, log_path):
         assert httpx.get(f"{base}/status").status_code == 200
     output = log_path.read_text()
@@ -164,7 +135,7 @@ def test_serve_starts_with_the_select_only_account_and_with_a_writable_one_when_
 def test_serve_starts_on_sqlite_whose_file_the_facades_open_read_only(sqlite_databases: Databases,
                                                                      tmp_path: Path) -> None:
     prepare(sqlite_databases)
-    with serving(sqlite_databases, tmp_path) as (base, log_path):
+    with serve_process(sqlite_databases, tmp_path) as (base, log_path):
         assert httpx.get(f"{base}/status").status_code == 200
     assert "account cannot write" in log_path.read_text()
     assert probe_rows(sqlite_databases) == 0

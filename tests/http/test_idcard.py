@@ -355,7 +355,8 @@ def test_certificates_are_read_from_comma_separated_pem_files(tmp_path: Path) ->
     single.write_bytes(pem(other_sts()[1]))
     check = IdCardVerifier.from_files(f"{bundle} , {single},", 3, lambda: NOW)
     assert check.verify(security_header(card())).it_system == "Test EPJ"
-    assert check.verify(security_header(id_card(*other_sts()))).it_system == "Test EPJ"
+    other = id_card(*other_sts(), not_before=NOW - timedelta(hours=1), not_on_or_after=NOW + timedelta(hours=23))
+    assert check.verify(security_header(other)).it_system == "Test EPJ"
 
 
 @pytest.mark.parametrize("content", [

@@ -2,6 +2,7 @@
 equal to the source row by row after a further import that changes and removes rows."""
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from importer.load.pipeline import Pipeline
 from importer.load.plugin import discover
 from tests.conftest import Databases
 from tests.http.client import copy_table, replicate
-from tests.http.server import serve
+from tests.http.server import Served, serve
 from tests.registers.autorisation.kit import write_dump
 from tests.registers.doseringsforslag.kit import release_files, write_release
 
@@ -99,6 +100,16 @@ def test_a_copy_replicated_in_small_pages_equals_the_source_before_and_after_a_f
 def test_a_client_paging_while_imports_commit_converges_on_the_source(databases: Databases, tmp_path: Path) -> None:
     """Imports run in another thread while the client pages (pages of 2), so commits land between and during its
     requests; once the imports are done and the client has caught up, the copy equals the table."""
+    converges_while_importing(databases, tmp_path, lambda served, feed, copy, target, token: replicate(
+        served.client, feed, copy, target, token, 2)[0])
+
+
+Follower = Callable[[Served, Feed, sa.Table, sa.Engine, Token], Token]
+
+
+def converges_while_importing(databases: Databases, tmp_path: Path, follow_feed: Follower) -> None:
+    """A copy of the autorisation view, kept by `follow_feed` (reads after a token until caught up, returns the
+    last token) while four further dumps are imported in another thread, equals the table in the end."""
     registers = discover()
     (feed,) = bind_views([registers["autorisation"]])
     pipeline = Pipeline(databases.settings())
@@ -124,10 +135,10 @@ def test_a_client_paging_while_imports_commit_converges_on_the_source(databases:
             importer.start()
             token = START
             while importer.is_alive():
-                token, _ = replicate(served.client, feed, copy, target, token, 2)
+                token = follow_feed(served, feed, copy, target, token)
             importer.join()
             assert not failures, failures
-            token, _ = replicate(served.client, feed, copy, target, token, 2)
+            follow_feed(served, feed, copy, target, token)
         assert copy_rows(target, copy) == source_rows(pipeline.production, feed)
     finally:
         pipeline.close()

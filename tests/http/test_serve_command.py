@@ -21,7 +21,7 @@ from importer.load.pipeline import Pipeline
 from importer.load.plugin import discover
 from tests.conftest import MARIADB_URL, REPO, Databases
 from tests.daemon.harness import free_port, wait_for
-from tests.http.server import add_client
+from tests.http.server import add_client, serve_process
 from tests.registers.autorisation.kit import FIRST, SECOND, write_dump
 
 
@@ -59,40 +59,18 @@ def test_serve_answers_through_the_read_only_account_and_stops_on_sigterm(databa
     token = add_client(databases, "serve-test", "lookup:autorisation", "feed:autorisation")
     credentials = {"Authorization": f"Bearer {token}"}
 
-    with read_only_account(databases) as facade_url:
-        port = free_port()
-        environment = {key: value for key, value in os.environ.items() if not key.startswith("STAMDATA_")}
-        environment.update(databases.environ(STAMDATA_LISTEN=f"127.0.0.1:{port}", STAMDATA_FACADE_URL=facade_url))
-        log_path = tmp_path / "serve.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen([sys.executable, "-m", "importer", "serve"], env=environment, cwd=REPO,
-                                       stdout=log, stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{port}"
-
-            def answers() -> bool:
-                try:
-                    return httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200
-                except httpx.HTTPError:
-                    assert process.poll() is None, log_path.read_text()
-                    return False
-
-            wait_for(answers, 30, "serve to answer")
-            person = httpx.get(f"{base}/autorisation/v1/persons/0101801234", headers=credentials).json()
-            assert [a["identifier"]["value"] for a in person["authorisations"]] == ["0A1B2"]
-            assert person["surname"] == "Jensen-Holm"
-            feed = httpx.get(f"{base}/replication/autorisationsregisteret/autorisation/v1", params={"maxRecords": 2},
-                             headers=credentials)
-            assert feed.status_code == 200 and feed.text.count("<entry>") == 2
-            status = httpx.get(f"{base}/status")
-            assert status.status_code == 200 and status.text.startswith("OK"), status.text
-        finally:
-            process.send_signal(signal.SIGTERM)
-            code = process.wait(30)
-        output = log_path.read_text()
-        sys.stdout.write(output)  # into pytest's capture, so the suite-wide personal-data scan reads it too
-        assert code == 0, output
-        assert "010180-****" in output and "0101801234" not in output
+    with read_only_account(databases) as facade_url, \
+            serve_process(databases, tmp_path, STAMDATA_FACADE_URL=facade_url) as (base, log_path):
+        person = httpx.get(f"{base}/autorisation/v1/persons/0101801234", headers=credentials).json()
+        assert [a["identifier"]["value"] for a in person["authorisations"]] == ["0A1B2"]
+        assert person["surname"] == "Jensen-Holm"
+        feed = httpx.get(f"{base}/replication/autorisationsregisteret/autorisation/v1", params={"maxRecords": 2},
+                         headers=credentials)
+        assert feed.status_code == 200 and feed.text.count("<entry>") == 2
+        status = httpx.get(f"{base}/status")
+        assert status.status_code == 200 and status.text.startswith("OK"), status.text
+    output = log_path.read_text()
+    assert "010180-****" in output and "0101801234" not in output
 
 
 WRITES = [

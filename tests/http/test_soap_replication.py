@@ -2,7 +2,6 @@
 WSDL the service publishes, over real HTTP: every view, the DGWS headers, the faults, and a copy that converges on
 the table while imports run."""
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
@@ -18,13 +17,11 @@ from lxml import etree
 from zeep.plugins import HistoryPlugin
 
 from importer.http.feed import START, Feed, Token, bind_views
-from importer.load.pipeline import Pipeline
 from importer.load.plugin import discover
 from tests.conftest import Databases
 from tests.http.client import Page, copy_table, follow, parse_page, parse_record
 from tests.http.server import Served, import_sample, serve
-from tests.http.test_replication_client import FIRST, SECOND, copy_rows, source_rows
-from tests.registers.autorisation.kit import write_dump
+from tests.http.test_replication_client import converges_while_importing, copy_rows, source_rows
 
 PATH = "/stamdata-batch-copy-ws/service/StamdataReplication"
 TNS = "http://nsi.dk/2011/10/21/StamdataKrs/"
@@ -261,44 +258,13 @@ def test_the_wsdl_and_every_schema_it_imports_resolve_from_its_url_and_compile(
 def test_a_copy_paging_through_soap_while_imports_commit_converges_on_the_table(
     databases: Databases, tmp_path: Path
 ) -> None:
-    registers = discover()
-    (feed,) = bind_views([registers["autorisation"]])
-    pipeline = Pipeline(databases.settings())
-    target = sa.create_engine(f"sqlite:///{tmp_path / 'copy.sqlite'}")
-    metadata = sa.MetaData()
-    copy = copy_table(feed, metadata)
-    metadata.create_all(target)
-    dumps = [FIRST, SECOND, FIRST[:3], SECOND[1:], FIRST]
-    failures: list[BaseException] = []
+    clients: dict[str, Soap] = {}
 
-    def import_all() -> None:
-        try:
-            for day, lines in enumerate(dumps[1:], start=21):
-                pipeline.import_dataset(registers["autorisation"],
-                                        write_dump(tmp_path / "drops", f"202611{day}AutDK.csv", lines), force=True)
-        except BaseException as error:  # reported by the main thread
-            failures.append(error)
+    def follow_soap(served: Served, feed: Feed, copy: sa.Table, target: sa.Engine, token: Token) -> Token:
+        soap = clients.setdefault(served.base, Soap(served.base, token=served.token))
+        return follow(lambda after, size: soap.page(feed, after, size), copy, target, token, 2)[0]
 
-    try:
-        pipeline.import_dataset(registers["autorisation"], write_dump(tmp_path / "drops", "20261120AutDK.csv", FIRST))
-        with serve(databases) as served:
-            soap = Soap(served.base, token=served.token)
-
-            def fetch(after: Token, size: int) -> Page:
-                return soap.page(feed, after, size)
-
-            importer = threading.Thread(target=import_all)
-            importer.start()
-            token = START
-            while importer.is_alive():
-                token, _ = follow(fetch, copy, target, token, 2)
-            importer.join()
-            assert not failures, failures
-            token, _ = follow(fetch, copy, target, token, 2)
-        assert copy_rows(target, copy) == source_rows(pipeline.production, feed)
-    finally:
-        pipeline.close()
-        target.dispose()
+    converges_while_importing(databases, tmp_path, follow_soap)
 
 
 def test_a_database_that_cannot_be_read_is_a_server_fault_with_retry_after(sqlite_databases: Databases) -> None:
