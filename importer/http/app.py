@@ -18,8 +18,8 @@ from fastapi.routing import APIRoute
 from importer.clock import Clock
 from importer.config import Settings, parse_listen
 from importer.http import clients
-from importer.http import testdata as testdata_http
 from importer.http import feed as feeds
+from importer.http import testdata as testdata_http
 from importer.http.access import Access, document_security, include_guarded
 from importer.http.audit import Auditor
 from importer.http.copy_register import replication_service
@@ -30,8 +30,8 @@ from importer.http.metrics import CONTENT_TYPE, ImporterMetrics
 from importer.http.problems import document_problems, install_access_log, install_problem_handlers
 from importer.http.replication import replication_router
 from importer.http.soap import SoapGuard, soap_router
-from importer.http.tls import TlsOptions
 from importer.http.testdata import LOCK_WAIT_S
+from importer.http.tls import TlsOptions
 from importer.load.pipeline import Pipeline
 from importer.load.plugin import Register
 from importer.load.testdata import TestData

@@ -22,8 +22,8 @@ from importer.http.database import FacadeDatabase
 from importer.http.health import HealthChecker
 from importer.http.idcard import IdCardVerifier
 from importer.load.pipeline import Pipeline
-from importer.load.testdata import TestData
 from importer.load.plugin import discover
+from importer.load.testdata import TestData
 from tests.conftest import REPO, Databases
 from tests.daemon.harness import free_port, wait_for
 from tests.registers.autorisation.kit import FIRST, SECOND, write_dump

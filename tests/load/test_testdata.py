@@ -4,6 +4,7 @@ later full dumps; bad dumps are refused naming what is wrong and change nothing.
 
 import base64
 import gzip
+import itertools
 import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -52,7 +53,7 @@ def assert_history_rules(databases: Databases) -> None:
         by_key.setdefault(row["Autorisationsnummer"], []).append((str(row["ValidFrom"]), str(row["ValidTo"])))
     for key, intervals in by_key.items():
         intervals.sort()
-        for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(intervals):
             assert end <= start, f"{key}: {intervals} overlap"
     assert all(str(row["ModifiedDate"]) >= str(row["CreatedDate"]) for row in rows)
 
