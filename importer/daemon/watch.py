@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import EVENT_TYPE_CLOSED_NO_WRITE, EVENT_TYPE_OPENED, FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
@@ -21,6 +21,11 @@ MovedIn = Callable[[str, str], None]  # register name, dataset name
 MODES = ("native", "polling", "off")
 
 
+# With full inotify events, opening and closing a file unwritten are events too. The worker reads its inbox (a
+# LOCKED file, a marker) on every pass, so waking it on those would make it spin.
+_READS = frozenset({EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE})
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(self, root: Path, wake: WakeUp, moved_in: MovedIn) -> None:
         self.root = root.resolve()
@@ -28,6 +33,8 @@ class _Handler(FileSystemEventHandler):
         self.moved_in = moved_in
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in _READS:
+            return  # reading changes nothing, and the worker reads its own inbox: waking it would wake it again
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             if not raw:
                 continue

@@ -68,3 +68,23 @@ def test_a_rename_into_a_register_folder_wakes_it_and_counts_as_atomic(tmp_path:
 def test_an_unknown_watch_mode_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         InboxWatcher(tmp_path, "fanotify", lambda _: None, lambda _, __: None)
+
+
+def test_reading_a_file_in_the_inbox_wakes_nobody(tmp_path: Path) -> None:
+    """The worker reads its inbox on every pass (a LOCKED file, markers): with full inotify events, waking it on an
+    open or an unwritten close made a locked register's worker spin the CPU."""
+    root = tmp_path / "inbox"
+    locked = root / "autorisation" / "LOCKED"
+    locked.parent.mkdir(parents=True)
+    locked.write_text("refused\n")
+    recorder = Recorder()
+    watcher = InboxWatcher(root, "native", recorder.wake, recorder.moved_in)
+    watcher.start()
+    try:
+        for _ in range(20):
+            locked.read_text()
+        assert not wait_until(lambda: bool(recorder.woken), recorder, timeout=1.0), recorder.woken
+        locked.write_text("refused again\n")  # a change still wakes it
+        assert wait_until(lambda: recorder.woken == {"autorisation"}, recorder)
+    finally:
+        watcher.stop()
