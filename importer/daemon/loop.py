@@ -26,6 +26,7 @@ import structlog
 
 from importer.clock import Clock, SystemClock, whole_seconds
 from importer.config import Settings
+from importer.daemon.notifications import NotificationHousekeeper
 from importer.daemon.readiness import Readiness
 from importer.daemon.systemd import Notifier
 from importer.daemon.watch import InboxWatcher
@@ -347,6 +348,7 @@ class Daemon:
             raise InfrastructureError(f"cannot serve HTTP on {self.settings.listen}: {error}") from error
         pipeline: Pipeline | None = None
         watcher: InboxWatcher | None = None
+        housekeeper: NotificationHousekeeper | None = None
         try:
             # Watch before migrating: a dataset renamed in while the databases are upgraded is still known to
             # have arrived whole (the workers find it in the rescan either way).
@@ -361,6 +363,10 @@ class Daemon:
             if pipeline is None:
                 log.info("importer stopped before start-up completed")
                 return 0
+            # Change notifications: matching after imports, the 10-day purge, their metrics.
+            housekeeper = NotificationHousekeeper(pipeline.production, self.clock, self.metrics,
+                                                  list(self.registers.values()))
+            housekeeper.start()
             shared = Shared(pipeline, self.settings, self.options, self.clock, self.metrics, self.notifier,
                             self.stopping, health.report_problem)
             for register in self.registers.values():
@@ -376,6 +382,8 @@ class Daemon:
             if watcher is not None:
                 watcher.stop()
             self._stop_workers()
+            if housekeeper is not None:
+                housekeeper.stop()
             web.stop()
             facades.close()
             services.close()

@@ -19,6 +19,7 @@ from importer.clock import Clock
 from importer.config import Settings, parse_listen
 from importer.http import clients
 from importer.http import feed as feeds
+from importer.http import notifications as notifications_http
 from importer.http import testdata as testdata_http
 from importer.http.access import Access, document_security, include_guarded
 from importer.http.audit import Auditor
@@ -32,6 +33,7 @@ from importer.http.replication import replication_router
 from importer.http.soap import SoapGuard, soap_router
 from importer.http.testdata import LOCK_WAIT_S
 from importer.http.tls import TlsOptions
+from importer.load.notifications import topics as notification_topics
 from importer.load.pipeline import Pipeline
 from importer.load.plugin import Register
 from importer.load.testdata import TestData
@@ -53,16 +55,21 @@ class FacadeServices:
     burst: float = 100.0
     idcards: IdCardVerifier | None = None
     testdata: TestData | None = None  # where testdata_enabled: dump/restore/reset through the importer's accounts
+    # Change notifications, through the services' writable connection to the primary (none: they answer 503).
+    notifications: notifications_http.NotificationService | None = None
 
     def close(self) -> None:
         self.audit.close()
+        if self.notifications is not None:
+            self.notifications.close()
         if self.testdata is not None:
             self.testdata.pipeline.close()
 
 
 def facade_services(settings: Settings, database: FacadeDatabase, clock: Clock) -> FacadeServices:
-    """The façades' services as configured: the audit writer on the services' account, the rate limits, and
-    the ID card verifier where STS certificates are configured (a bad certificate file stops the start)."""
+    """The façades' services as configured: the audit writer and the notification service on the services' account,
+    the rate limits, and the ID card verifier where STS certificates are configured (a bad certificate file stops
+    the start)."""
     daemon = settings.daemon
     idcards = None
     if settings.sts_certificates:
@@ -70,7 +77,8 @@ def facade_services(settings: Settings, database: FacadeDatabase, clock: Clock) 
                                             clock.now)
     testdata = TestData(Pipeline(settings, clock), LOCK_WAIT_S) if daemon["testdata_enabled"] else None
     return FacadeServices(database, Auditor(settings.service_database_url, clock), float(daemon["rate_limit_per_s"]),
-                          float(daemon["rate_limit_burst"]), idcards, testdata)
+                          float(daemon["rate_limit_burst"]), idcards, testdata,
+                          notifications_http.NotificationService(settings.service_database_url, clock))
 
 
 def create_app(
@@ -211,4 +219,7 @@ def include_facades(app: FastAPI, services: FacadeServices, registers: Sequence[
             if register.testdata.person_column is not None:
                 app.include_router(soap_router(testdata_http.soap_service(register, services.testdata,
                                                                           services.audit), guard))
+    if topics := notification_topics(registers):
+        include_guarded(app, notifications_http.router(services.notifications, topics),
+                        access.require(notifications_http.SCOPE), scoped)
     return scoped

@@ -1,11 +1,12 @@
 """Prometheus metrics of the importer, in a registry of its own (no process-global default collectors).
 
-Labels are only ever register, stage, operation and reason (plus the version on build info): never a file
-name, dataset name or anything read from a dataset, so no personal data and a bounded number of series.
+Labels are only ever register, stage, operation, reason and a notification topic (plus the version on build
+info): never a file name, dataset name or anything read from a dataset, so no personal data and a bounded number
+of series.
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
@@ -13,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from importer import __version__
 from importer.http.health import HealthReport
 from importer.load.pipeline import RunSummary
+from importer.load.subscriptions import TopicStatistics
 
 STAGES = ("parse", "preflight", "production")
 OPERATIONS = ("insert", "update", "close", "unchanged")
@@ -50,6 +52,16 @@ class ImporterMetrics:
                              ["register"], registry=r)
         self.database_up = Gauge("stamdata_production_database_up", "1 when the status page could read production",
                                  registry=r)
+        # Change notifications, as the daemon's housekeeping finds them (importer/daemon/notifications.py).
+        self.notifications_pending = Gauge("stamdata_notifications_pending", "Change notifications matched to pull "
+                                           "points and not fetched yet", ["topic"], registry=r)
+        self.notifications_oldest = Gauge("stamdata_notifications_oldest_unfetched_age_seconds", "Age of the oldest "
+                                          "unfetched change notification (0: none)", ["topic"], registry=r)
+        self.notifications_lost = Counter("stamdata_notifications_lost", "Change notifications purged unfetched after "
+                                          "the retention (their pull points got a lost system notification)",
+                                          ["topic"], registry=r)
+        self.notifications_lost_waiting = Gauge("stamdata_notifications_lost_unfetched", "Lost system notifications "
+                                                "their pull points have not fetched yet", ["topic"], registry=r)
         self.build = Info("stamdata_importer_build", "Version of the running importer", registry=r)
         self.build.info({"version": __version__})
         for register in registers:  # every series exists from the start, so absent means "not scraped"
@@ -86,6 +98,21 @@ class ImporterMetrics:
                 self.last_success.labels(item.register).set(_epoch(item.last_success))
             if item.last is not None:
                 self.last_attempt.labels(item.register).set(_epoch(item.last.started))
+
+    def observe_notifications(self, statistics: Mapping[str, TopicStatistics], topics: Iterable[str],
+                              now: datetime) -> None:
+        """What waits on pull points, per topic (every known topic has its series, 0 when nothing waits)."""
+        for topic in sorted({*topics, *statistics}):
+            found = statistics.get(topic)
+            self.notifications_pending.labels(topic).set(found.pending if found else 0)
+            oldest = found.oldest if found else None
+            self.notifications_oldest.labels(topic).set(max(0.0, (now - oldest).total_seconds()) if oldest else 0)
+            self.notifications_lost_waiting.labels(topic).set(found.lost_waiting if found else 0)
+            self.notifications_lost.labels(topic)
+
+    def purged(self, lost: Mapping[str, int]) -> None:
+        for topic, count in lost.items():
+            self.notifications_lost.labels(topic).inc(count)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -23,7 +23,7 @@ from importer.clock import Clock, SystemClock, whole_seconds
 from importer.config import Settings
 from importer.db import create_engine
 from importer.errors import DataError, ImporterError, InfrastructureError, as_infrastructure
-from importer.load import inbox, migrate, test_keys
+from importer.load import inbox, migrate, notifications, test_keys
 from importer.load.bulk import SCRATCH_OPTION, insert_frame
 from importer.load.locks import RegisterLocks
 from importer.load.plugin import ParsedDataset, Register, SequenceContext
@@ -312,7 +312,8 @@ class Pipeline:
                 ))
         try:
             with _infrastructure_errors(f"importing into {database}"), engine.connect() as connection:
-                outcome = self._load_in_transaction(connection, run, planned, known)
+                outcome = self._load_in_transaction(connection, run, planned, known,
+                                                    notify=commit and database == "production")
                 if status_id is not None:
                     status.succeed(connection, status_id, Succeeded(
                         ended=whole_seconds(self.clock.now()), valid_from=outcome.valid_from, counts=outcome.counts,
@@ -329,11 +330,13 @@ class Pipeline:
             raise
 
     def _load_in_transaction(
-        self, connection: sa.Connection, run: Run, planned: list[TableDelta] | None, known: Snapshot | None
+        self, connection: sa.Connection, run: Run, planned: list[TableDelta] | None, known: Snapshot | None,
+        notify: bool = False,
     ) -> _Outcome:
         """The import in one database. Preflight computes the delta (`planned` is None) against the open
         rows, read in bulk or `known` from the snapshot of the last import; production applies the very same
-        delta. Wherever the rows were not read here, the counts are checked against this database's rows."""
+        delta. Wherever the rows were not read here, the counts are checked against this database's rows.
+        `notify`: write the import's change notifications too (production), in this transaction."""
         register, parsed = run.register, run.data
         previous = ImportStatus.of(register).latest_success(connection)
         # Restored test data is not in a full dump: its keys stay open however the dump reads. The snapshot of the
@@ -358,12 +361,15 @@ class Pipeline:
             raise error.in_file(parsed.name) from None
         for note in notes:
             log.warning("guard overridden", note=note)
+        closing = notifications.closed_ids(connection, register, deltas) if notify else None
         for delta in deltas:
             apply_delta(connection, delta, verify_unchanged=planned is not None or known is not None)
             if kept and len(delta.spec.key) == 1 and len(delta.new_versions):
                 # A key the register now delivers itself is its own again, no longer test data.
                 test_keys.forget(connection, register.name, delta.new_versions.frame[delta.spec.key[0]].astype(str))
         register.after_load(connection, deltas)
+        if closing is not None:
+            notifications.record_import(connection, register, deltas, closing)
         warnings = [*parsed.warnings, *sequenced.warnings]
         counts = RunCounts(
             rows_read=parsed.rows_read,
@@ -472,6 +478,10 @@ def resynchronise(register: Register, source: sa.Engine, target: sa.Engine) -> N
         ImportStatus.of(register).align(src, dst)
         dst.commit()
     log.info("preflight re-synchronised", tables=[spec.name for spec in register.tables])
+    # Preflight was out of step with production, whose data may have changed behind its subscribers' back (a
+    # restore, a hand edit): they are told to bootstrap again.
+    with source.begin() as connection:
+        notifications.notify_system(connection, register.name, None, notifications.RESYNCHRONISED)
 
 
 def copy_table(source: sa.Connection, target: sa.Connection, table: sa.Table, batch: int = 100_000) -> None:

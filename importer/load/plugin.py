@@ -176,6 +176,19 @@ class FeedView:
     fields: Mapping[str, str]  # exposed name -> column name
 
 
+@dataclass(frozen=True)
+class NotificationIds:
+    """Which changes of a history table are notified to the subscribers of the register's topic
+    (`stamdata/<register>`, importer/load/notifications.py), and by which ids: one notification per business key
+    an import inserts, changes or closes, about `datatype`, naming the values of `ids` (column -> id type, in the
+    order a subscriber is told about them). Nothing else of the row leaves the register: a notification says
+    only that something about an id changed, and the consumer looks it up."""
+
+    table: str
+    datatype: str
+    ids: Mapping[str, str]
+
+
 class Register:
     """Base class of register plugins: override what the register needs, keep the defaults otherwise."""
 
@@ -191,6 +204,8 @@ class Register:
     settings_defaults: Mapping[str, Any] = {}
     # The copy-register feed's views over its tables (`register/datatype/vN`).
     feed_views: Sequence[FeedView] = ()
+    # The change notifications of its imports (see NotificationIds); none: its imports notify nobody.
+    notification_ids: Sequence[NotificationIds] = ()
     # What a dataset of this register looks like, for messages about inbox entries that are not one.
     dataset_description: str = ""
 

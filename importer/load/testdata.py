@@ -33,7 +33,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from importer.errors import DataError, UsageError
-from importer.load import migrate, test_keys
+from importer.load import migrate, notifications, test_keys
 from importer.load.bulk import Rows, insert_rows
 from importer.load.pipeline import Pipeline
 from importer.load.plugin import Register, TestDataSpec
@@ -263,7 +263,8 @@ class TestData:
             frame = frames[spec.table].assign(**{key_column: frames[spec.table][key_column].map(keys)})
             _check_intervals(table, frame)
             self._write_both(register, lambda connection, at: self._insert_person(
-                connection, register, table, frame, person, at))
+                connection, register, table, frame, person, at),
+                notifications.TESTDATA_RESTORE, [person or "", *keys.values()])
             log.info("test data restored", register=register.name, person=mask_cpr(person or ""), rows=len(frame),
                      renumbered={old: new for old, new in keys.items() if old != new}, shift_days=shift.days)
             return Restored(person, len(frame), keys, shift.days)
@@ -278,8 +279,9 @@ class TestData:
         with self._exclusive(register):
             with self.pipeline.production.connect() as connection:
                 keys = sorted(test_keys.of_person(connection, register.name, cpr))
+                open_keys = self._open_keys(connection, table, spec, cpr)
             closed = self._write_both(register, lambda connection, at: self._close_person(
-                connection, register, table, spec, cpr, at))
+                connection, register, table, spec, cpr, at), notifications.TESTDATA_RESET, [cpr, *open_keys])
         log.info("test data reset", register=register.name, person=mask_cpr(cpr), closed=closed)
         return Reset(cpr, closed, keys)
 
@@ -309,13 +311,26 @@ class TestData:
                 mapping[value] = value
         return mapping
 
-    def _write_both(self, register: Register, write: Any) -> Any:
-        """One transaction per database, preflight first, at one transaction time later than anything held."""
+    @staticmethod
+    def _open_keys(connection: sa.Connection, table: TemporalTable, spec: TestDataSpec, cpr: str) -> list[str]:
+        """The keys of the person's open rows: what a reset closes, so what subscribers may have listed."""
+        assert spec.person_column is not None
+        columns = table.table.c
+        return sorted({str(value) for (value,) in connection.execute(sa.select(columns[table.key[0]]).where(
+            columns[spec.person_column] == cpr, columns.ValidTo == OPEN_END))})
+
+    def _write_both(self, register: Register, write: Any, reason: str, ids: list[str] | None) -> Any:
+        """One transaction per database, preflight first, at one transaction time later than anything held.
+
+        Production's transaction also tells the subscribers of `ids` (None: of the whole register) that the data
+        changed without change notifications (`lost`, `reason`): test data bypasses the import's events."""
         at = self.pipeline.next_transaction_time(register)
         result = None
         for engine in (self.pipeline.preflight, self.pipeline.production):
             with engine.begin() as connection:
                 result = write(connection, at)
+                if engine is self.pipeline.production:
+                    notifications.notify_system(connection, register.name, ids, reason, at)
         self.pipeline.snapshots.forget(register.name)
         return result
 
@@ -360,6 +375,8 @@ class TestData:
                 for delta in planned:
                     apply_delta(connection, delta, verify_unchanged=engine is self.pipeline.production)
                 register.after_load(connection, planned)
+                if engine is self.pipeline.production:
+                    notifications.notify_system(connection, register.name, None, notifications.TESTDATA_RESTORE, at)
         self.pipeline.snapshots.forget(register.name)
         assert planned is not None
         log.info("test data restored", register=register.name, inserted=sum(d.inserted for d in planned),

@@ -11,6 +11,7 @@ from importer.load.bulk import insert_rows
 from importer.load.plugin import (
     Facades,
     FeedView,
+    NotificationIds,
     ParsedDataset,
     PreviousImport,
     Register,
@@ -68,6 +69,13 @@ class AutorisationRegister(Register):
     )
     # Restored keys with history get a number from Z0000 up (real numbers do not start with Z); README, "Test data".
     testdata = TestDataSpec(table="Autorisation2", person_column="CPR", key_prefix="Z", key_length=5)
+    # A change notification names the holder's CPR (the platform's id type for it, as NAS uses) and the number.
+    notification_ids = (
+        NotificationIds(table="Autorisation2", datatype="autorisation", ids={
+            "CPR": "http://nsi.dk/advis/v10/CPR",
+            "Autorisationsnummer": "http://nsi.dk/advis/v10/Autorisationsnummer",
+        }),
+    )
     feed_views = (
         FeedView(
             path="autorisationsregisteret/autorisation/v1",

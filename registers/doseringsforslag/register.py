@@ -8,6 +8,7 @@ from importer.errors import DataError
 from importer.load.plugin import (
     Facades,
     FeedView,
+    NotificationIds,
     ParsedDataset,
     PreviousImport,
     Register,
@@ -60,6 +61,10 @@ class DoseringsforslagRegister(Register):
         "double_encoded_wording": False,
     }
     testdata = TestDataSpec()  # no persons: a whole release is dumped and restored (a test environment's start)
+    # A change notification names the drug; its relations to dosage structures change with its release (every
+    # key holds the release number), so notifying them too would only repeat the drug's notifications.
+    notification_ids = (NotificationIds(table="DosageDrug", datatype="drug",
+                                        ids={"drugId": "http://nsi.dk/advis/v10/DrugId"}),)
     feed_views = (
         _view("version", "DosageVersion", ["releaseNumber", "releaseDate", "lmsDate", "daDate"]),
         _view("dosageunit", "DosageUnit", ["releaseNumber", "code", "textSingular", "textPlural"]),

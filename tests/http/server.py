@@ -21,6 +21,7 @@ from importer.http.audit import Auditor
 from importer.http.database import FacadeDatabase
 from importer.http.health import HealthChecker
 from importer.http.idcard import IdCardVerifier
+from importer.http.notifications import NotificationService
 from importer.load.pipeline import Pipeline
 from importer.load.plugin import discover
 from importer.load.testdata import TestData
@@ -84,7 +85,8 @@ def serve(databases: Databases, facade_url: str | None = None, clock: Clock | No
     facades = FacadeDatabase(facade_url or settings.facade_database_url, clock)
     audit = Auditor(settings.service_database_url, clock)
     services = FacadeServices(facades, audit, rate[0], rate[1], idcards,
-                              TestData(Pipeline(settings, clock), 30) if testdata else None)
+                              TestData(Pipeline(settings, clock), 30) if testdata else None,
+                              NotificationService(settings.service_database_url, clock))
     health = HealthChecker(settings, registers, clock)
     port = free_port()
     server = WebServer(create_app(health, None, services, list(registers.values())), f"127.0.0.1:{port}")
