@@ -24,7 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "inbox": "inbox",
     "listen": "127.0.0.1:8080",
     "log_level": "info",
-    # The façades' read-only account; empty means the production URL (see README, "Façades").
+    # The façades' read-only account; empty means the production URL (see README, "Façades"). Several URLs,
+    # comma-separated (or a TOML list), spread the façades over replicas (README, "Beyond one machine").
     "facade_url": "",
     "state_dir": "var/state",  # the importer's own working state (snapshots of the last import), not data
     # The account of the services that write next to the façades (audit rows, test data, notification pulls):
@@ -62,6 +63,14 @@ DAEMON_DEFAULTS: dict[str, Any] = {
     "allow_writable_facade": False,
     # Dump, restore and reset of test persons (FORMATS.md §6): only in test environments, never by default.
     "testdata_enabled": False,
+    # Beyond one machine (README): the importer writes a heartbeat row into production this often (and after every
+    # import); a façade whose database's newest heartbeat is older than max_lag_s answers /status with 503 and
+    # reads from another of its databases where it has one (0: report the lag, never refuse).
+    "heartbeat_interval_s": 60.0,
+    "max_lag_s": 300.0,
+    # A register lock's database session times out after this long without a word from its holder (a host that
+    # hangs), so another importer host takes the register over within about this plus its rescan interval.
+    "takeover_s": 30.0,
 }
 
 # What every register may tune, whatever it is; a register adds its own keys and may change these defaults.
@@ -96,6 +105,11 @@ class Settings:
     def facade_database_url(self) -> str:
         """Where the read-only façades read: their own account if configured, else production."""
         return self.facade_url or self.production_url
+
+    @property
+    def facade_database_urls(self) -> list[str]:
+        """Every database the façades may read from (a replica, or several to spread over), in the order given."""
+        return split_urls(self.facade_database_url)
 
     @property
     def service_database_url(self) -> str:
@@ -144,7 +158,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 WATCH_MODES = ("native", "polling", "off")
 DATABASE_BACKENDS = ("sqlite", "mysql", "mariadb")
 # Knobs that must be above zero (a zero interval or timeout would spin or disable the very thing it bounds).
-POSITIVE = frozenset({"rescan_interval_s", "retry_initial_s", "retry_max_s", "db_timeout_s", "status_timeout_s"})
+POSITIVE = frozenset({"rescan_interval_s", "retry_initial_s", "retry_max_s", "db_timeout_s", "status_timeout_s",
+                      "heartbeat_interval_s", "takeover_s"})
 # Environment variables that are not settings (the configuration file's path; the test suite's own).
 NOT_SETTINGS_PREFIXES = (CONFIG_ENV, "STAMDATA_TEST_")
 
@@ -169,12 +184,15 @@ def check_settings(settings: Settings) -> None:
         value = getattr(settings, key)
         if key in {"facade_url", "service_url"} and not value:
             continue
-        try:
-            backend = make_url(value).get_backend_name()
-        except Exception:
-            fail(key, value, "not a database URL (e.g. sqlite:///var/production.sqlite or mysql+pymysql://user@host/db)")
-        if backend not in DATABASE_BACKENDS:
-            fail(key, value, f"unsupported database {backend!r}: use sqlite or mysql+pymysql")
+        for url in split_urls(value) if key == "facade_url" else [value]:
+            try:
+                backend = make_url(url).get_backend_name()
+            except Exception:
+                fail(key, value, "not a database URL (e.g. sqlite:///var/production.sqlite or "
+                     "mysql+pymysql://user@host/db)" + ("; several are separated by commas" if key == "facade_url"
+                                                         else ""))
+            if backend not in DATABASE_BACKENDS:
+                fail(key, value, f"unsupported database {backend!r}: use sqlite or mysql+pymysql")
     try:
         parse_listen(settings.listen)
     except ValueError as error:
@@ -207,6 +225,12 @@ def check_settings(settings: Settings) -> None:
         fail("tls_client_ca", settings.tls_client_ca, "needs tls_certificate and tls_key (mutual TLS is TLS)")
     if daemon["retry_max_s"] < daemon["retry_initial_s"]:
         fail("retry_max_s", daemon["retry_max_s"], f"must not be below retry_initial_s ({daemon['retry_initial_s']})")
+    if 0 < daemon["max_lag_s"] <= daemon["heartbeat_interval_s"]:
+        fail("max_lag_s", daemon["max_lag_s"], f"must exceed heartbeat_interval_s "
+             f"({daemon['heartbeat_interval_s']:g}): a database in step is up to one interval behind the newest "
+             "heartbeat (0 turns the limit off)")
+    if not 2 <= daemon["takeover_s"] <= 86_400:
+        fail("takeover_s", daemon["takeover_s"], "must be from 2 to 86400 seconds (the lock session's wait_timeout)")
 
 
 def check_registers(settings: Settings, registers: Mapping[str, Any]) -> list[str]:
@@ -261,6 +285,11 @@ def _type_rule(value: Any, like: Any) -> str | None:
     return None
 
 
+def split_urls(text: str) -> list[str]:
+    """`facade_url` may name several databases, separated by commas (a comma inside a password is written %2C)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def parse_listen(listen: str) -> tuple[str, int]:
     """`host:port` (an IPv6 host in brackets) as the HTTP server binds it; ValueError naming the rule otherwise."""
     host, colon, port = listen.rpartition(":")
@@ -289,6 +318,8 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
     if unknown:
         raise ConfigurationError(unknown[0], document[unknown[0]], str(config_file),
                                  "no such setting (see ops/importer.toml for every key)")
+    if isinstance(document.get("facade_url"), list) and all(isinstance(v, str) for v in document["facade_url"]):
+        document["facade_url"] = ", ".join(document["facade_url"])  # a TOML list of replicas
     values = {**DEFAULTS, **DAEMON_DEFAULTS, **document}
     sources = {key: str(config_file) for key in document}
     if config_file is not None:

@@ -26,6 +26,7 @@ import structlog
 
 from importer.clock import Clock, SystemClock, whole_seconds
 from importer.config import Settings
+from importer.daemon.heartbeat import HeartbeatWriter
 from importer.daemon.notifications import NotificationHousekeeper
 from importer.daemon.readiness import Readiness
 from importer.daemon.systemd import Notifier
@@ -93,6 +94,7 @@ class Shared:
     notifier: Notifier
     stopping: threading.Event
     report: Callable[[str, str | None], None] = lambda _source, _problem: None
+    beat: Callable[[], None] = lambda: None  # after every import: write the heartbeat (importer/daemon/heartbeat.py)
 
 
 class RegisterWorker:
@@ -111,6 +113,7 @@ class RegisterWorker:
         self.stopping = shared.stopping
         # Tells /status what keeps this register from importing (None: nothing any more).
         self.report = shared.report
+        self.beat = shared.beat
         self.readiness = readiness or Readiness(shared.clock)
         self.wake = threading.Event()
         self.failures = 0
@@ -251,9 +254,13 @@ class RegisterWorker:
         try:
             summary = self.pipeline.import_dataset(self.register, dataset, entry_files=hashes)
         except DataError as error:
+            if self._taken_over(dataset, hashes):
+                return False
             self._refuse(dataset, error.rule, str(error))
             return True
         except Exception as error:
+            if self._taken_over(dataset, hashes):
+                return False
             infrastructure = as_infrastructure(error, f"importing {dataset.name}")
             if infrastructure is None:  # a parser bug or unforeseen input: stop the register so someone looks
                 log.exception("import failed unexpectedly", dataset=dataset.name)
@@ -264,10 +271,23 @@ class RegisterWorker:
             self._back_off(str(infrastructure))
             return False
         self.metrics.imported(summary)
+        self.beat()
+        if self._taken_over(dataset, hashes):
+            return True
         self._archive(dataset, hashes)
         self.failures, self.retry_at = 0, None
         self.report(f"register {self.name}", None)
         self.notifier.status(f"{self.name}: imported {dataset.name}")
+        return True
+
+    def _taken_over(self, dataset: Path, hashes: dict[str, str]) -> bool:
+        """Whether another importer host took the register over while this one hung (README, "Beyond one machine"):
+        then the dataset is that host's to finish (a shared inbox) or found imported (this host's own copy, archived
+        when this host next holds the lock): this one refuses, gives back and archives nothing."""
+        if not self.pipeline.taken_over(self.register, dataset, hashes):
+            return False
+        log.warning("lost the register lock during the import (this host hung or was cut off): another importer "
+                    "took the register over; leaving the dataset to it", dataset=dataset.name)
         return True
 
     def _archive(self, dataset: Path, hashes: dict[str, str]) -> None:
@@ -334,11 +354,12 @@ class Daemon:
         signal.signal(signal.SIGINT, self.request_stop)
         if stop_requested_early():
             self.request_stop()
-        health = HealthChecker(self.settings, self.registers, self.clock)
         # HTTP first: while the databases are still being waited for, /status already says why it is red.
         # The read-only façades share the app; they connect lazily with the façade account (facade_url).
-        facades = FacadeDatabase(self.settings.facade_database_url, self.clock)
+        facades = FacadeDatabase(self.settings.facade_database_url, self.clock,
+                                 max_lag_s=float(self.settings.daemon["max_lag_s"]))
         facades.check_cannot_write(bool(self.settings.daemon["allow_writable_facade"]))  # writable account: exit 2
+        health = HealthChecker(self.settings, self.registers, self.clock, facades=facades)  # /status: their lag too
         services = facade_services(self.settings, facades, self.clock)
         app = create_app(health, self.metrics, services, list(self.registers.values()))
         web = WebServer(app, self.settings.listen, tls_options(self.settings))
@@ -363,12 +384,15 @@ class Daemon:
             if pipeline is None:
                 log.info("importer stopped before start-up completed")
                 return 0
+            heartbeat = HeartbeatWriter(pipeline.production, self.clock,
+                                        float(self.settings.daemon["heartbeat_interval_s"]), self.stopping)
+            heartbeat.start()
             # Change notifications: matching after imports, the 10-day purge, their metrics.
             housekeeper = NotificationHousekeeper(pipeline.production, self.clock, self.metrics,
                                                   list(self.registers.values()))
             housekeeper.start()
             shared = Shared(pipeline, self.settings, self.options, self.clock, self.metrics, self.notifier,
-                            self.stopping, health.report_problem)
+                            self.stopping, health.report_problem, heartbeat.now)
             for register in self.registers.values():
                 self.workers[register.name] = RegisterWorker(register, shared, self.readiness[register.name])
             for worker in self.workers.values():

@@ -113,12 +113,14 @@ def create_app(
     @app.get("/status", tags=["operations"], response_class=Response,
              responses={200: {"description": "Healthy", "content": health_content},
                         500: {"description": "Not healthy; the first line names the reason",
-                              "content": health_content}})
+                              "content": health_content},
+                        503: {"description": "The façade databases are all more than max_lag_s behind the "
+                              "importers", "content": health_content}})
     async def get_status(format: str = Query("text", pattern="^(text|json)$")) -> Response:
         report = await bounded_check(health)
         if metrics is not None:
             metrics.observe_health(report)
-        code = 200 if report.ok else 500
+        code = 200 if report.ok else 503 if report.lagging else 500  # 503: this host's databases lag too far
         if format == "json":
             return Response(report.as_json(), status_code=code, media_type="application/json")
         return Response(report.as_text(), status_code=code, media_type="text/plain; charset=utf-8")

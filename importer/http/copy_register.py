@@ -10,9 +10,10 @@ from xml.sax.saxutils import escape, quoteattr
 from lxml import etree
 
 from importer.clock import whole_seconds
+from importer.http import consistency
 from importer.http import feed as feeds
 from importer.http.access import Caller
-from importer.http.database import FacadeDatabase
+from importer.http.database import Behind, FacadeDatabase
 from importer.http.soap import SoapFault, SoapService, require, text_of
 from importer.privacy import mask_cpr
 
@@ -39,8 +40,11 @@ def replication_service(views: Sequence[feeds.Feed], database: FacadeDatabase) -
         except feeds.BadToken as error:
             raise _fault(str(error)) from None
         max_records = _unsigned(text_of(request, "maxRecords"), "maxRecords")
-        with database.connect() as connection:
-            entries = feeds.read_page(connection, view, after, max_records)
+        try:  # only from a database that has reached the offset (importer/http/consistency.py)
+            entries = consistency.read_page(database, view, after, max_records)
+        except Behind as behind:
+            raise SoapFault("Server", str(behind), status=503,
+                            headers={"Retry-After": str(behind.retry_after_s)}) from None
         now = whole_seconds(database.clock.now())
         return (f"<ReplicationResponse xmlns={quoteattr(NAMESPACE)}>"
                 f"{feeds.atom_feed(view, entries, now, {})}</ReplicationResponse>")

@@ -8,13 +8,17 @@ refuses an account that can (README, "Façades"): on MariaDB/MySQL one granted a
 a file that is not opened read-only.
 """
 
+import itertools
+import math
 import re
 import sqlite3
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +26,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from importer.clock import Clock, SystemClock
+from importer.config import split_urls
 from importer.db import create_engine
 from importer.errors import UsageError
+from importer.load import heartbeat
 from importer.logs import get_logger
 from importer.privacy import mask_cpr
 
@@ -33,51 +39,200 @@ log = get_logger(__name__)
 CHECK_TIMEOUT_S = 3.0
 
 
-class FacadeDatabase:
-    """Read-only connections, created lazily so an unreachable database is a 503, not a failed start."""
+class Behind(Exception):
+    """No database of this façade has reached what a request needs yet: a replica behind what the client has
+    already read elsewhere. Answered 503 with Retry-After (README, "Beyond one machine")."""
 
-    def __init__(self, url: str, clock: Clock | None = None) -> None:
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far one façade database is behind the importers: its newest heartbeat against this host's clock."""
+
+    database: str  # its URL, password hidden
+    lag_s: float | None  # None: not known (no heartbeat yet, unreachable, or not measured)
+    heartbeat: datetime | None = None
+    error: str | None = None  # why it could not be read
+    measured: bool = True  # False on SQLite: the façades read the importer's own file, nothing replicates
+
+    def within(self, max_lag_s: float) -> bool:
+        """Good to read from: reachable, and not known to be more than `max_lag_s` behind (0: no limit)."""
+        return self.error is None and (max_lag_s <= 0 or self.lag_s is None or self.lag_s <= max_lag_s)
+
+
+# After a database failed to connect, the façades read from their others for this long before trying it again.
+DOWN_FOR_S = 5.0
+# A database's lag is read at most this often to choose where to read from (one small query).
+LAG_FRESH_S = 1.0
+# The lag read for /status and for choosing a database is bounded by this (a frozen replica must not hang it).
+PROBE_TIMEOUT_S = 5.0
+
+
+class _Member:
+    """One database the façades may read from, with what they know of it."""
+
+    def __init__(self, url: str) -> None:
         self.url = url
+        self.shown = make_url(url).render_as_string(hide_password=True)
+        self.engine: sa.Engine | None = None
+        self.probe: sa.Engine | None = None  # with timeouts: the lag read for /status and for choosing
+        self.down_until = 0.0
+        self.lag: Lag | None = None
+        self.lag_read_at = -math.inf
+
+
+class FacadeDatabase:
+    """Read-only connections, created lazily so an unreachable database is a 503, not a failed start.
+
+    `url` may name several databases, comma-separated (replicas to spread over; README, "Beyond one machine"):
+    each request then reads from the next in turn that answers and is not more than `max_lag_s` behind the
+    importers' heartbeat. With one database nothing of that costs a query."""
+
+    def __init__(self, url: str, clock: Clock | None = None, *, max_lag_s: float = 0.0) -> None:
+        self.urls = split_urls(url) or [url]
+        self.url = self.urls[0]
         self.clock = clock or SystemClock()  # "now" of every answer (the feed's `updated`, a look-up's default)
-        self._engine: sa.Engine | None = None
+        self.max_lag_s = max_lag_s
+        self._members = [_Member(member) for member in self.urls]
+        self._turn = itertools.count()
         self._lock = threading.Lock()
 
     def engine(self) -> sa.Engine:
+        """The first database's engine (the only one, unless several are configured)."""
+        return self._engine_of(self._members[0])
+
+    @property
+    def _engine(self) -> sa.Engine | None:
+        """The first database's engine, if made (tests put one in place to play a defect)."""
+        return self._members[0].engine
+
+    @_engine.setter
+    def _engine(self, engine: sa.Engine | None) -> None:
+        self._members[0].engine = engine
+
+    def _engine_of(self, member: _Member) -> sa.Engine:
         with self._lock:
-            if self._engine is None:
-                engine = create_engine(self.url, readonly=True)
+            if member.engine is None:
+                engine = create_engine(member.url, readonly=True)
                 sa.event.listen(engine, "connect", _read_only_session)
-                self._engine = engine
-            return self._engine
+                member.engine = engine
+            return member.engine
 
     @contextmanager
     def connect(self) -> Iterator[sa.Connection]:
         """One transaction per request (one consistent snapshot), always rolled back: nothing is written."""
-        with self.engine().connect() as connection:
-            transaction = connection.begin()
+        with self.connect_reaching(None) as connection:
+            yield connection
+
+    @contextmanager
+    def connect_reaching(self, reached: Callable[[sa.Connection], bool] | None) -> Iterator[sa.Connection]:
+        """Like `connect`, from a database where `reached(connection)` holds (tried in turn); Behind if none.
+
+        Where several databases are configured, a database that cannot be connected to is passed over (and left
+        alone for DOWN_FOR_S), the last error raised only when none answers."""
+        failure: BaseException | None = None
+        answered = False
+        for member in self._order():
             try:
-                yield connection
-            finally:
-                transaction.rollback()
+                connection = self._engine_of(member).connect()
+            except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
+                if len(self._members) == 1:
+                    raise
+                member.down_until = time.monotonic() + DOWN_FOR_S
+                failure = error
+                continue
+            answered = True
+            with connection:
+                transaction = connection.begin()
+                try:
+                    if reached is None or reached(connection):
+                        yield connection
+                        return
+                finally:
+                    transaction.rollback()
+        if failure is not None and not answered:
+            raise failure
+        raise Behind("this service's database has not yet reached the position asked for (it replicates from the "
+                     "primary); ask again shortly")
+
+    def _order(self) -> list[_Member]:
+        """The databases to read from, best first: in turn among those up and within the lag limit, then those
+        behind (least first), then those that failed lately."""
+        members = self._members
+        if len(members) == 1:
+            return list(members)
+        start = next(self._turn) % len(members)
+        rotated = members[start:] + members[:start]
+        now = time.monotonic()
+        up = [member for member in rotated if member.down_until <= now]
+        if self.max_lag_s > 0:
+            lags = {id(member): self._lag(member, cached=True) for member in up}
+            fresh = [member for member in up if lags[id(member)].within(self.max_lag_s)]
+            behind = sorted((member for member in up if member not in fresh),
+                            key=lambda member: lags[id(member)].lag_s or math.inf)
+            up = fresh + behind
+        return up + [member for member in rotated if member not in up]
+
+    def lags(self) -> list[Lag]:
+        """Every database's lag, read now (for /status)."""
+        return [self._lag(member, cached=False) for member in self._members]
+
+    def _lag(self, member: _Member, cached: bool) -> Lag:
+        if cached and member.lag is not None and time.monotonic() - member.lag_read_at < LAG_FRESH_S:
+            return member.lag
+        lag = self._read_lag(member)
+        member.lag, member.lag_read_at = lag, time.monotonic()
+        if lag.error is not None:
+            member.down_until = time.monotonic() + DOWN_FOR_S
+        return lag
+
+    def _read_lag(self, member: _Member) -> Lag:
+        if make_url(member.url).get_backend_name() == "sqlite":
+            return Lag(member.shown, None, measured=False)
+        try:
+            with self._lock:
+                if member.probe is None:
+                    member.probe = create_engine(member.url, readonly=True, timeout_s=PROBE_TIMEOUT_S)
+                    sa.event.listen(member.probe, "connect", _read_only_session)
+                probe = member.probe
+            with probe.connect() as connection:
+                beat = heartbeat.newest(connection)
+                connection.rollback()
+        except (sa.exc.SQLAlchemyError, OSError) as error:
+            detail = str(getattr(error, "orig", None) or error).strip()
+            return Lag(member.shown, None, error=mask_cpr(detail.splitlines()[0] if detail else type(error).__name__))
+        if beat is None:
+            return Lag(member.shown, None)
+        return Lag(member.shown, max(0.0, (self.clock.now() - beat).total_seconds()), beat)
 
     def close(self) -> None:
         with self._lock:
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
+            for member in self._members:
+                for engine in (member.engine, member.probe):
+                    if engine is not None:
+                        engine.dispose()
+                member.engine = member.probe = None
 
     def check_cannot_write(self, allow_writable: bool) -> None:
         """Refuse to serve (UsageError, exit 2) through an account that can write, unless `allow_writable` says
         it is intended (then a warning). A database that cannot be reached now is no reason to refuse to start
-        (the façades answer 503 until it is back): the check is skipped with a warning."""
-        url = make_url(self.url)
+        (the façades answer 503 until it is back): the check is skipped with a warning. Every configured database
+        is checked."""
+        for member in self._members:
+            self._check_cannot_write(member, allow_writable)
+
+    def _check_cannot_write(self, member: _Member, allow_writable: bool) -> None:
+        url = make_url(member.url)
         shown = url.render_as_string(hide_password=True)
         if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
             log.info("façade database not checked for write access: it does not exist yet (the check runs again "
                      "at the next start)", url=shown)
             return
         try:
-            reasons = self._sqlite_writes() if url.get_backend_name() == "sqlite" else _mysql_writes(url)
+            reasons = self._sqlite_writes(member) if url.get_backend_name() == "sqlite" else _mysql_writes(url)
         except (sa.exc.DBAPIError, sa.exc.TimeoutError, OSError) as error:
             detail = str(getattr(error, "orig", None) or error).strip()
             log.warning("façade account not checked for write access: the database is unreachable (the façades "
@@ -107,10 +262,10 @@ class FacadeDatabase:
             f"(STAMDATA_ALLOW_WRITABLE_FACADE=true)."
         )
 
-    def _sqlite_writes(self) -> list[str]:
+    def _sqlite_writes(self, member: _Member) -> list[str]:
         """Write through the façades' own engine with the session flag off, in a transaction rolled back anyway:
         it must fail because the file is open read-only, so a change that breaks that opening is caught here."""
-        with self.engine().connect() as connection:
+        with self._engine_of(member).connect() as connection:
             try:
                 connection.exec_driver_sql("PRAGMA busy_timeout = 0")  # a writer's lock must not make us wait
                 connection.exec_driver_sql("PRAGMA query_only = OFF")

@@ -169,6 +169,16 @@ def read_page(connection: sa.Connection, feed: Feed, after: Token, max_records: 
     return entries
 
 
+def read_head(connection: sa.Connection, feed: Feed) -> Token | None:
+    """The newest position of a view: the token of its last entry, where a client that has caught up stands (None:
+    the view is empty). Read backwards along the (ModifiedDate, PID) index, one row."""
+    modified = feed.table.c.ModifiedDate
+    row = connection.execute(
+        sa.select(modified, feed.pid).order_by(modified.desc(), feed.pid.desc()).limit(1)
+    ).first()
+    return None if row is None else Token.of(row[0], int(row[1]))
+
+
 # --- Rendering --------------------------------------------------------------------------------------------
 
 

@@ -52,6 +52,10 @@ class ImporterMetrics:
                              ["register"], registry=r)
         self.database_up = Gauge("stamdata_production_database_up", "1 when the status page could read production",
                                  registry=r)
+        self.lag = Gauge("stamdata_facade_database_lag_seconds", "How far the least lagging façade database is "
+                         "behind the importers' heartbeat (absent: not known)", registry=r)
+        self.lagging = Gauge("stamdata_facade_database_lagging", "1 when every façade database is more than max_lag_s "
+                             "behind (/status answers 503)", registry=r)
         # Change notifications, as the daemon's housekeeping finds them (importer/daemon/notifications.py).
         self.notifications_pending = Gauge("stamdata_notifications_pending", "Change notifications matched to pull "
                                            "points and not fetched yet", ["topic"], registry=r)
@@ -89,6 +93,10 @@ class ImporterMetrics:
 
     def observe_health(self, report: HealthReport) -> None:
         self.database_up.set(0 if report.database_error else 1)
+        self.lagging.set(1 if report.lagging else 0)
+        known = [lag.lag_s for lag in report.lags if lag.lag_s is not None]
+        if known:
+            self.lag.set(min(known))
         for item in report.registers:
             self.locked.labels(item.register).set(1 if item.locked else 0)
             self.overdue.labels(item.register).set(1 if item.overdue else 0)

@@ -15,9 +15,10 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from importer.clock import whole_seconds
+from importer.http import consistency
 from importer.http import feed as feeds
-from importer.http.database import FacadeDatabase
-from importer.http.problems import PROBLEM_RESPONSES
+from importer.http.database import Behind, FacadeDatabase
+from importer.http.problems import PROBLEM_RESPONSES, problem
 
 ATOM = "application/atom+xml"
 
@@ -71,7 +72,9 @@ def replication_router(views: Sequence[feeds.Feed], database: FacadeDatabase) ->
             description=(
                 f"Rows of `{view.table.name}` ordered by (ModifiedDate, PID) after `offset`, at most "
                 f"min(maxRecords, {feeds.MAX_PAGE}). Store the token of the last entry and ask again; an "
-                "empty page means caught up. Atom 1.0 by default, JSON with `Accept: application/json`."
+                "empty page means caught up. Atom 1.0 by default, JSON with `Accept: application/json`. A 503 "
+                "with Retry-After: no database of this host has reached the token yet (a replica); ask again "
+                "with the same token."
             ),
             response_class=Response,
             responses={
@@ -102,8 +105,10 @@ def _feed_endpoint(view: feeds.Feed, database: FacadeDatabase) -> Callable[..., 
         )] = feeds.MAX_PAGE,
     ) -> Response:
         after = feeds.Token.parse(offset)
-        with database.connect() as connection:
-            entries = feeds.read_page(connection, view, after, max_records)
+        try:  # only from a database that has reached the token (importer/http/consistency.py)
+            entries = consistency.read_page(database, view, after, max_records)
+        except Behind as behind:
+            return problem(503, "Service Unavailable", str(behind), headers={"Retry-After": str(behind.retry_after_s)})
         now = whole_seconds(database.clock.now())
         if wants_json(request.headers.get("accept", "")):
             return Response(feeds.render_json(view, entries, after, now), media_type="application/json")

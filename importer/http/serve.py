@@ -1,9 +1,10 @@
 """`stamdata-importer serve`: the read-only façades and /status without the importer, for query-only hosts.
 
 /status reads the import status tables through the façade account too (a query-only host may have no other),
-so it reports on the imports another host runs. uvicorn runs in a thread as in the daemon, and the main thread
-owns SIGTERM/SIGINT: uvicorn in the main thread would re-raise the signal after shutting down, and the process
-would end "killed by SIGTERM" instead of exiting 0 as systemd expects of a clean stop.
+so it reports on the imports another host runs, and how far behind the importers each of its databases is.
+uvicorn runs in a thread as in the daemon, and the main thread owns SIGTERM/SIGINT: uvicorn in the main thread
+would re-raise the signal after shutting down, and the process would end "killed by SIGTERM" instead of exiting 0
+as systemd expects of a clean stop.
 """
 
 import dataclasses
@@ -36,10 +37,11 @@ def serve(settings: Settings, registers: dict[str, Register], stop: threading.Ev
     signal.signal(signal.SIGINT, request_stop)
     if stop_requested_early():
         stop.set()
-    facades = FacadeDatabase(settings.facade_database_url)
+    # No state of its own: every answer comes from the façade databases (a replica, or several to spread over).
+    facades = FacadeDatabase(settings.facade_database_url, max_lag_s=float(settings.daemon["max_lag_s"]))
     facades.check_cannot_write(bool(settings.daemon["allow_writable_facade"]))  # a writable account: exit 2
-    health = HealthChecker(dataclasses.replace(settings, production_url=settings.facade_database_url), registers,
-                           SystemClock())
+    health = HealthChecker(dataclasses.replace(settings, production_url=facades.url), registers, SystemClock(),
+                           facades=facades, status_urls=facades.urls)
     # The app logs requests itself with CPR numbers masked; WebServer keeps uvicorn's raw access log off.
     services = facade_services(settings, facades, SystemClock())
     web = WebServer(create_app(health, None, services, list(registers.values())), settings.listen,

@@ -8,7 +8,7 @@ preflight ahead and re-synchronises the register's preflight tables from product
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,8 +107,9 @@ class Pipeline:
         scratch = {SCRATCH_OPTION: str(self.scratch.path)}
         self.preflight = create_engine(settings.preflight_url, timeout_s=timeout_s).execution_options(**scratch)
         self.production = create_engine(settings.production_url, timeout_s=timeout_s).execution_options(**scratch)
-        # One importer per register across processes (daemons and CLI alike); see importer/load/locks.py.
-        self.locks = RegisterLocks(self.production)
+        # One importer per register across processes and hosts (daemons and CLI alike); see importer/load/locks.py.
+        self.locks = RegisterLocks(self.production, fenced=[self.preflight],
+                                   takeover_s=float(settings.daemon["takeover_s"]))
         self.snapshots = SnapshotStore(settings.state_dir, fingerprint(settings.preflight_url, settings.production_url))
         self._migrated = False
         # Failed runs whose status row a database could not take when they failed, by (register, database).
@@ -197,6 +198,20 @@ class Pipeline:
         """The register's lock (see importer/load/locks.py): claim, import and archive happen under it."""
         return self.locks.hold(register, wait_s)
 
+    def taken_over(self, register: Register, dataset: Path, files: Mapping[str, str]) -> bool:
+        """Whether another importer took the register over from this thread while it was at `dataset` (this host
+        hung, or was cut off, for longer than takeover_s): its lock is gone, and another importer holds the lock now
+        or production holds the dataset. False while the database cannot say: an outage, retried as usual."""
+        if self.locks.still_held(register.name):
+            return False
+        try:
+            return self.locks.held_elsewhere(register.name) or self.already_imported(register, dataset, files)
+        except (ImporterError, sa.exc.SQLAlchemyError):
+            return False
+
+    def _fence(self, register: Register) -> Callable[[sa.Connection], AbstractContextManager[None]]:
+        return lambda connection: self.locks.fence(connection, register.name)
+
     def revisions(self) -> dict[str, str | None]:
         """The schema revision of each database, by name."""
         return {name: migrate.current_revision(engine) for name, engine in self._databases().items()}
@@ -222,7 +237,7 @@ class Pipeline:
                     in_step_at = self._resynchronise_if_needed(register)
                 else:
                     self.snapshots.forget(register.name)
-                    resynchronise(register, self.production, self.preflight)
+                    resynchronise(register, self.production, self.preflight, self._fence(register))
                     in_step_at = None
                 run.transaction_time = self.next_transaction_time(register)
             known = self.snapshots.load(register.name, in_step_at)
@@ -311,7 +326,8 @@ class Pipeline:
                     digest=run.entry_digest, transaction_time=run.at, started=whole_seconds(self.clock.now()),
                 ))
         try:
-            with _infrastructure_errors(f"importing into {database}"), engine.connect() as connection:
+            with _infrastructure_errors(f"importing into {database}"), engine.connect() as connection, \
+                    self.locks.fence(connection, run.register.name):
                 outcome = self._load_in_transaction(connection, run, planned, known,
                                                     notify=commit and database == "production")
                 if status_id is not None:
@@ -447,7 +463,7 @@ class Pipeline:
             production=str(production_time),
         )
         self.snapshots.forget(register.name)
-        resynchronise(register, self.production, self.preflight)
+        resynchronise(register, self.production, self.preflight, self._fence(register))
         return None
 
 
@@ -463,13 +479,15 @@ def latest_change(connection: sa.Connection, register: Register) -> datetime | N
     return max(known) if known else None
 
 
-def resynchronise(register: Register, source: sa.Engine, target: sa.Engine) -> None:
+def resynchronise(register: Register, source: sa.Engine, target: sa.Engine,
+                  fence: Callable[[sa.Connection], AbstractContextManager[None]] | None = None) -> None:
     """Make the target's copy of a register equal to the source's, in one target transaction.
 
     The history tables are copied row for row (surrogate keys included), derived tables rebuilt, and the
     target's status rows brought in line (see ImportStatus.align), so both agree on what was imported last.
+    `fence`: what the register lock asks of a writing transaction (Pipeline.locks.fence).
     """
-    with source.connect() as src, target.connect() as dst:
+    with source.connect() as src, target.connect() as dst, (fence or _unfenced)(dst):
         for spec in register.tables:
             dst.execute(spec.table.delete())
             copy_table(src, dst, spec.table)
@@ -482,6 +500,10 @@ def resynchronise(register: Register, source: sa.Engine, target: sa.Engine) -> N
     # restore, a hand edit): they are told to bootstrap again.
     with source.begin() as connection:
         notifications.notify_system(connection, register.name, None, notifications.RESYNCHRONISED)
+
+
+def _unfenced(_: sa.Connection) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 def copy_table(source: sa.Connection, target: sa.Connection, table: sa.Table, batch: int = 100_000) -> None:

@@ -16,7 +16,7 @@ from importer.clock import SystemClock
 from importer.db import create_engine
 from importer.http import audit, clients  # noqa: F401  (audit adds its table to the metadata)
 from importer.http.health import HealthChecker
-from importer.load import migrate, notifications, test_keys
+from importer.load import heartbeat, migrate, notifications, test_keys
 from importer.load.plugin import discover
 from migrations import LOCATION
 from tests.conftest import Databases
@@ -218,6 +218,7 @@ def test_the_migrations_build_exactly_what_every_register_declares(databases: Da
         assert schema_drift(databases.production_url, register.metadata) == [], name
     assert schema_drift(databases.production_url, clients.metadata) == [], "the access tables (clients, audit)"
     assert schema_drift(databases.production_url, test_keys.metadata) == [], "the test-data keys"
+    assert schema_drift(databases.production_url, heartbeat.metadata) == [], "the importers' heartbeat"
     assert schema_drift(databases.production_url, notifications.metadata) == [], "the change notifications"
 
     # And the check sees a drift: a copy of a register's tables with one index more.
