@@ -33,6 +33,7 @@ from importer.daemon.systemd import Notifier
 from importer.daemon.watch import InboxWatcher
 from importer.errors import DataError, InfrastructureError, as_infrastructure
 from importer.http.app import WebServer, create_app, facade_services
+from importer.http.dashboard import Waiting, explain_queue
 from importer.http.database import FacadeDatabase
 from importer.http.health import HealthChecker
 from importer.http.metrics import ImporterMetrics
@@ -49,6 +50,7 @@ log = get_logger(__name__)
 
 RETENTION_EVERY = timedelta(hours=1)
 NOT_READY_RECHECK_S = 0.5
+STARTING = "the importer is starting (migrating the databases, or waiting for them): nothing is imported yet"
 
 
 @dataclass(frozen=True)
@@ -207,12 +209,39 @@ class RegisterWorker:
                     moved_to=str(target.relative_to(self.root)))
 
     def _ready(self, dataset: Path) -> bool:
-        quiet = float(self.config["quiet_period_s"])
+        return self.readiness.is_ready(dataset, float(self.config["quiet_period_s"]), self._recognised(dataset))
+
+    def _recognised(self, dataset: Path) -> bool:
         try:
-            recognised = self.register.recognise(dataset) is not None
+            return self.register.recognise(dataset) is not None
         except Exception:  # a half-written dataset may trip a plugin; it is just not complete yet
-            recognised = False
-        return self.readiness.is_ready(dataset, quiet, recognised)
+            return False
+
+    # --- what the operator's page shows -------------------------------------------------------------------
+
+    def queue(self) -> list[Waiting]:
+        """This register's waiting datasets and why each is not imported yet. Asked from the HTTP thread: it reads
+        what the loop keeps and changes none of it."""
+        return explain_queue(self.root, self.name, self._head_reason, busy=self.busy)
+
+    def _head_reason(self, dataset: Path) -> str:
+        """Why the first dataset in the queue is not taken yet, by the rules `step` applies."""
+        retry_at = self.retry_at
+        if retry_at is not None and self.clock.now() < retry_at:
+            return (f"waiting to retry after an infrastructure error (attempt {self.failures}): next at "
+                    f"{retry_at:%H:%M:%S} UTC")
+        try:
+            irregular = inbox.irregular(dataset)
+        except FileNotFoundError:
+            return "gone from the inbox"
+        if irregular is not None:
+            return f"no regular dataset ({irregular}): set aside at the next rescan"
+        why = self.readiness.why_not_ready(dataset, float(self.config["quiet_period_s"]), self._recognised(dataset))
+        if why is not None:
+            return why
+        if not self.register.could_be_dataset(dataset):
+            return f"not a dataset of {self.name} ({self.register.dataset_description}): set aside at the next rescan"
+        return "ready: imported at the next rescan"
 
     def _under_lock(self) -> bool:
         """Re-read everything: another importer may have acted between the scan and the lock."""
@@ -361,7 +390,7 @@ class Daemon:
         facades.check_cannot_write(bool(self.settings.daemon["allow_writable_facade"]))  # writable account: exit 2
         health = HealthChecker(self.settings, self.registers, self.clock, facades=facades)  # /status: their lag too
         services = facade_services(self.settings, facades, self.clock)
-        app = create_app(health, self.metrics, services, list(self.registers.values()))
+        app = create_app(health, self.metrics, services, list(self.registers.values()), importer=self)
         web = WebServer(app, self.settings.listen, tls_options(self.settings))
         try:
             web.start()
@@ -495,6 +524,17 @@ class Daemon:
             self.notifier.stopping("stop timeout reached, abandoning running imports")
             sys.stderr.flush()
             os._exit(0)
+
+    def queue(self, register: str) -> list[Waiting]:
+        """The operator's page: a register's queue as its worker explains it (before the workers start, why not)."""
+        worker = self.workers.get(register)
+        if worker is not None:
+            return worker.queue()
+        return explain_queue(self.settings.inbox, register, lambda _entry: STARTING)
+
+    def wake(self, register: str) -> None:
+        """The operator's page unlocked the register: look at its inbox now."""
+        self._wake(register)
 
     def _wake(self, register: str) -> None:
         worker = self.workers.get(register)

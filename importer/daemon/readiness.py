@@ -101,15 +101,41 @@ class Readiness:
         current = self.observe(dataset)
         if current is None:
             return False
+        since = self._seen[dataset.name].since
+        return self._not_ready_because(dataset, current, since, quiet_period_s, recognised) is None
+
+    def why_not_ready(self, dataset: Path, quiet_period_s: float, recognised: bool) -> str | None:
+        """Why `is_ready` would say no now, in words for the operator's page (None: it would say yes).
+
+        Judged by the same rules, but changes nothing it remembers: the page asks from another thread than the
+        worker's. A dataset that changed since the worker last looked counts as changed just now."""
+        current = signature(dataset)
+        if current is None:
+            return "gone from the inbox"
+        seen = self._seen.get(dataset.name)
+        since = seen.since if seen is not None and seen.signature == current else self.clock.now()
+        return self._not_ready_because(dataset, current, since, quiet_period_s, recognised)
+
+    def _not_ready_because(self, dataset: Path, current: Signature, since: datetime, quiet_period_s: float,
+                           recognised: bool) -> str | None:
         now = self.clock.now()
-        if self._last_arrival is not None and (now - self._last_arrival).total_seconds() < self.settle_s:
-            return False
+        if self._last_arrival is not None:
+            settling = (now - self._last_arrival).total_seconds()
+            if settling < self.settle_s:
+                return (f"settling: an entry arrived in the inbox {settling:.1f} s ago (nothing is taken until it has "
+                        f"been still for {self.settle_s:g} s)")
         with self._guard:
             moved_in = dataset.name in self._moved_in
         if recognised and (moved_in or _marked(dataset, current)):
-            return True
-        since = self._seen[dataset.name].since
-        return (now - since).total_seconds() >= quiet_period_s
+            return None
+        quiet_s = (now - since).total_seconds()
+        if quiet_s >= quiet_period_s:
+            return None
+        if moved_in or _marked(dataset, current):
+            return (f"not complete yet: the register does not recognise it as a whole dataset; taken anyway once "
+                    f"unchanged for {quiet_period_s:g} s (unchanged for {quiet_s:.0f} s)")
+        return (f"may still be being written: unchanged for {quiet_s:.0f} s of its quiet period of "
+                f"{quiet_period_s:g} s (a READY marker or a move into the inbox makes it ready at once)")
 
     def prune(self, present: set[str]) -> None:
         """Take note of the inbox listing of this rescan: forget entries that left it (claimed, or removed by an

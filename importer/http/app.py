@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 
 from importer.clock import Clock
 from importer.config import Settings, parse_listen
-from importer.http import clients
+from importer.http import clients, dashboard
 from importer.http import feed as feeds
 from importer.http import notifications as notifications_http
 from importer.http import testdata as testdata_http
@@ -86,11 +86,13 @@ def create_app(
     metrics: ImporterMetrics | None = None,
     facades: FacadeServices | None = None,
     registers: Sequence[Register] = (),
+    importer: dashboard.Importer | None = None,
 ) -> FastAPI:
-    """/status (and /metrics when given), plus the registers' façades (every one needs a client with a scope).
+    """/status (and /metrics when given), plus the registers' façades (every one needs a client with a scope), and
+    the operator's page at / (with the unlock action where the importer itself runs: `importer`).
 
-    The OpenAPI document is served at /openapi.json; the interactive docs stay off (they load scripts from
-    outside, which a backend host should not need).
+    The OpenAPI document is served at /openapi.json, and Swagger UI at /docs from files in the package (FastAPI's
+    own docs load scripts from outside, which a backend host should not need).
     """
     app = FastAPI(
         title="stamdata importer",
@@ -101,9 +103,12 @@ def create_app(
         openapi_url="/openapi.json",
     )
     install_problem_handlers(app)
+    scoped: dict[str, str] = {}
     if facades is not None:
         scoped = include_facades(app, facades, registers)
         document_security(app, clients.known_scopes(register.name for register in registers), scoped)
+    operators = Access(facades.database, facades.rate_per_s, facades.burst) if facades is not None else None
+    dashboard.install(app, health, importer=importer, access=operators, metrics=metrics is not None, scoped=scoped)
     document_problems(app)
     install_access_log(app)
 

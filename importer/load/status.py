@@ -96,6 +96,21 @@ class Succeeded:
 
 
 @dataclass(frozen=True)
+class PastRun:
+    """One run as its row tells it, for the history an operator looks at (the page's chart)."""
+
+    run_id: str | None
+    dataset: str | None
+    outcome: str | None  # SUCCESS, FAILURE, REVERTED, or None while it runs
+    started: datetime
+    ended: datetime | None
+    inserted: int
+    updated: int
+    closed: int
+    message: str | None
+
+
+@dataclass(frozen=True)
 class FailedRun:
     """A run that failed, as its row says it: refused, an infrastructure error, or a bug (see failure_message)."""
 
@@ -217,6 +232,22 @@ class ImportStatus:
             sa.select(self.table).order_by(self.table.c.Id.desc()).limit(limit)
         ).mappings().all()
         return [dict(row) for row in rows]
+
+    def history(self, connection: sa.Connection, limit: int = 90) -> list[PastRun]:
+        """The last `limit` runs, oldest first: what each did (rows inserted, updated, closed) and how it ended."""
+        table = self.table
+        rows = connection.execute(
+            sa.select(table.c.RunId, table.c.Dataset, table.c.Outcome, table.c.StartTime, table.c.EndTime,
+                      table.c.RowsInserted, table.c.RowsUpdated, table.c.RowsClosed, table.c.Message)
+            .order_by(table.c.Id.desc())
+            .limit(limit)
+        ).all()
+        return [
+            PastRun(run_id=row.RunId, dataset=row.Dataset, outcome=row.Outcome, started=row.StartTime,
+                    ended=row.EndTime, inserted=int(row.RowsInserted or 0), updated=int(row.RowsUpdated or 0),
+                    closed=int(row.RowsClosed or 0), message=row.Message)
+            for row in reversed(rows)
+        ]
 
     def imported_datasets(self, connection: sa.Connection) -> set[str]:
         rows = connection.execute(sa.select(self.table.c.Dataset).where(self.table.c.Outcome == SUCCESS))
