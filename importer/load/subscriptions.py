@@ -19,7 +19,7 @@ keeps them for the replay window: the same message id again within it gets the s
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -71,12 +71,6 @@ class Conflict(Exception):
 
 
 @dataclass(frozen=True)
-class Identifier:
-    value: str
-    type: str
-
-
-@dataclass(frozen=True)
 class Notification:
     sequence: int
     topic: str
@@ -87,7 +81,6 @@ class Notification:
     id_type: str | None
     modified: datetime  # the rows' ModifiedDate; a system notification's moment
     reason: str | None = None  # a system notification's reason
-    ids: list[Identifier] = field(default_factory=list)  # every id of the event
 
 
 @dataclass(frozen=True)
@@ -346,17 +339,9 @@ def _answered(connection: sa.Connection, point: int, pull_id: int) -> list[Notif
                   E.Reason)
         .join(event_table, E.Sequence == P.Sequence)
         .where(P.PullPoint == point, P.Pull == pull_id).order_by(P.Sequence)).all()
-    ids: dict[int, list[Identifier]] = {}
-    data = [int(row.Sequence) for row in rows if row.IdValue is not None]
-    for chunk in chunks(data):
-        for sequence, value, kind in connection.execute(
-            sa.select(IDS.Sequence, IDS.IdValue, IDS.IdType).where(IDS.Sequence.in_(chunk))
-            .order_by(IDS.Sequence, IDS.Position)
-        ):
-            ids.setdefault(int(sequence), []).append(Identifier(str(value), str(kind)))
     return [Notification(sequence=int(row.Sequence), topic=row.Topic, action=row.Action, register=row.Register,
                          datatype=row.Datatype, id=row.IdValue, id_type=row.IdType, modified=row.ModifiedDate,
-                         reason=row.Reason, ids=ids.get(int(row.Sequence), []))
+                         reason=row.Reason)
             for row in rows]
 
 
