@@ -26,14 +26,18 @@ class HeartbeatWriter:
         self.stopping = stopping
         self.host = heartbeat.host_name()
         self._asked = threading.Event()
+        self._reached: datetime | None = None  # the newest import committed here, named by the next beats
         self._failing = False
         self.thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
 
-    def now(self) -> None:
-        """Beat soon (an import has just committed: a replica holding this beat holds that import too)."""
+    def now(self, reached: datetime | None = None) -> None:
+        """Beat soon: an import has just committed at transaction time `reached`, which the beat names (a replica
+        holding the beat holds that import too)."""
+        if reached is not None and (self._reached is None or reached > self._reached):
+            self._reached = reached
         self._asked.set()
 
     def _run(self) -> None:
@@ -47,7 +51,7 @@ class HeartbeatWriter:
 
     def _beat(self) -> None:
         try:
-            heartbeat.beat(self.engine, self.clock.now(), self.host)
+            heartbeat.beat(self.engine, self.clock.now(), self.host, self._reached)
             if self._failing:
                 log.info("heartbeat written again")
             self._failing = False

@@ -84,6 +84,15 @@ def backoff_delay(failures: int, initial_s: float, max_s: float) -> float:
     return float(min(max_s, initial_s * 2 ** min(failures - 1, 32)))
 
 
+def after_import(heartbeat: HeartbeatWriter, housekeeper: NotificationHousekeeper) -> Callable[[datetime], None]:
+    """What follows every committed import: a heartbeat naming it, and the notifications matched at once (so a pull
+    finds them waiting instead of matching them itself)."""
+    def follow(at: datetime) -> None:
+        heartbeat.now(at)
+        housekeeper.wake()
+    return follow
+
+
 @dataclass(frozen=True)
 class Shared:
     """What every register's worker shares with the daemon that runs it."""
@@ -96,7 +105,8 @@ class Shared:
     notifier: Notifier
     stopping: threading.Event
     report: Callable[[str, str | None], None] = lambda _source, _problem: None
-    beat: Callable[[], None] = lambda: None  # after every import: write the heartbeat (importer/daemon/heartbeat.py)
+    # After every import, with its transaction time: the heartbeat names it, the notification matcher wakes.
+    imported: Callable[[datetime], None] = lambda _at: None
 
 
 class RegisterWorker:
@@ -115,7 +125,7 @@ class RegisterWorker:
         self.stopping = shared.stopping
         # Tells /status what keeps this register from importing (None: nothing any more).
         self.report = shared.report
-        self.beat = shared.beat
+        self.imported = shared.imported
         self.readiness = readiness or Readiness(shared.clock)
         self.wake = threading.Event()
         self.failures = 0
@@ -300,7 +310,7 @@ class RegisterWorker:
             self._back_off(str(infrastructure))
             return False
         self.metrics.imported(summary)
-        self.beat()
+        self.imported(summary.transaction_time)
         if self._taken_over(dataset, hashes):
             return True
         self._archive(dataset, hashes)
@@ -421,7 +431,7 @@ class Daemon:
                                                   list(self.registers.values()))
             housekeeper.start()
             shared = Shared(pipeline, self.settings, self.options, self.clock, self.metrics, self.notifier,
-                            self.stopping, health.report_problem, heartbeat.now)
+                            self.stopping, health.report_problem, after_import(heartbeat, housekeeper))
             for register in self.registers.values():
                 self.workers[register.name] = RegisterWorker(register, shared, self.readiness[register.name])
             for worker in self.workers.values():

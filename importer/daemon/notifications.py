@@ -38,6 +38,7 @@ class NotificationHousekeeper:
         self.next_purge: datetime | None = None  # the first round purges
         self.matched_to = -1  # the highest event matched in the last round
         self.stopping = threading.Event()
+        self._woken = threading.Event()
         self.thread = threading.Thread(target=self._run, name="notifications", daemon=True)
 
     def start(self) -> None:
@@ -46,13 +47,19 @@ class NotificationHousekeeper:
 
     def stop(self) -> None:
         self.stopping.set()
+        self._woken.set()
         if self.thread.is_alive():
             self.thread.join(10)
+
+    def wake(self) -> None:
+        """An import committed: match its events now rather than at the next round."""
+        self._woken.set()
 
     def _run(self) -> None:
         while not self.stopping.is_set():
             self.step()
-            self.stopping.wait(self.round_s)
+            self._woken.wait(self.round_s)
+            self._woken.clear()
 
     def step(self) -> None:
         """One round: purge when due, else match what is new; then the metrics."""

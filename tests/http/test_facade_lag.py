@@ -76,8 +76,10 @@ def test_the_daemons_heartbeat_beats_at_start_every_interval_and_soon_after_an_i
         writer.start()
         wait_for(lambda: beat() == datetime(2026, 11, 22, 6, 0, 0), 10, "the first beat")
         clock.advance(59)
-        writer.now()  # an import committed
+        writer.now(datetime(2026, 11, 22, 6, 0, 30))  # an import committed, at this transaction time
         wait_for(lambda: beat() == datetime(2026, 11, 22, 6, 0, 59), 10, "the beat after an import")
+        with engine.connect() as connection:  # which it names, as every later beat does
+            assert heartbeat.reached(connection) == datetime(2026, 11, 22, 6, 0, 30)
         clock.advance(59)  # the interval counts from the last beat
         wait_for(lambda: writer._asked.is_set() is False, 1, "the writer to idle")
         assert beat() == datetime(2026, 11, 22, 6, 0, 59)
@@ -109,10 +111,10 @@ def facade(databases: Databases, urls: list[str], clock: ManualClock, max_lag_s:
         health.close()
 
 
-def beat(databases: Databases, moment: datetime) -> None:
+def beat(databases: Databases, moment: datetime, reached: datetime | None = None) -> None:
     engine = create_engine(databases.production_url)
     try:
-        heartbeat.beat(engine, moment, host="importer-1")
+        heartbeat.beat(engine, moment, host="importer-1", reached=reached)
     finally:
         engine.dispose()
 
@@ -192,7 +194,12 @@ def test_a_feed_page_is_answered_only_by_a_database_that_has_reached_the_clients
         assert page(newest) == (200, [])  # its own head: reached
         assert page(ahead) == (200, [])  # no heartbeat at all: nothing tells it is behind (as before)
 
-        beat(databases, newest.modified_at + timedelta(seconds=99))  # its heartbeat says: not there yet
+        # Its heartbeat is later than the token, but names no import at or after it: an import of the token's time
+        # may be committing on the primary as the beat was written. Not there yet.
+        beat(databases, newest.modified_at + timedelta(seconds=200), reached=newest.modified_at)
+        behind = client.get(f"/replication/{FEED.path}", params={"offset": str(ahead)}, headers=auth)
+        assert behind.status_code == 503
+        beat(databases, newest.modified_at + timedelta(seconds=200), newest.modified_at + timedelta(seconds=99))
         behind = client.get(f"/replication/{FEED.path}", params={"offset": str(ahead)}, headers=auth)
         assert behind.status_code == 503 and behind.headers["Retry-After"] == "5"
         assert behind.json()["title"] == "Service Unavailable" and "not yet reached" in behind.json()["detail"]
@@ -201,7 +208,10 @@ def test_a_feed_page_is_answered_only_by_a_database_that_has_reached_the_clients
         assert "<faultcode>soap:Server</faultcode>" in soap.text
         assert page(feeds.START)[0] == 200 and page(newest) == (200, [])  # what it has, it answers
 
-        beat(databases, newest.modified_at + timedelta(seconds=100))  # now it has reached the token's time
+        # A later beat without an import keeps naming the last one; then one names an import of the token's time.
+        beat(databases, newest.modified_at + timedelta(seconds=300))
+        assert page(ahead) == (503, [])
+        beat(databases, newest.modified_at + timedelta(seconds=300), newest.modified_at + timedelta(seconds=100))
         assert page(ahead) == (200, [])
         soap = client.post(SOAP_PATH, content=replicate(str(ahead)), headers={**auth, "Content-Type": "text/xml"})
         assert soap.status_code == 200

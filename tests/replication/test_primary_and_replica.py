@@ -137,8 +137,9 @@ def test_imports_on_the_primary_reach_the_replica_whose_facade_shows_its_lag_and
     pipeline = Pipeline(databases.settings(), clock)
     try:
         pipeline.import_dataset(AUTORISATION, write_dump(tmp_path / "drops", "20261120AutDK.csv", FIRST))
-        pipeline.import_dataset(REGISTERS["doseringsforslag"], write_release(tmp_path / "r1", release_files(1)))
-        heartbeat.beat(pipeline.production, clock.now())  # what the daemon does after every import
+        last = pipeline.import_dataset(REGISTERS["doseringsforslag"], write_release(tmp_path / "r1", release_files(1)))
+        # What the daemon does after every import: a beat naming it.
+        heartbeat.beat(pipeline.production, clock.now(), reached=last.transaction_time)
         token = add_client(databases, f"copy-{uuid.uuid4().hex[:6]}", "feed:autorisation")
         pair.wait_caught_up()
         for table in register_tables():  # the replica holds the primary's rows, surrogate keys included
@@ -157,8 +158,8 @@ def test_imports_on_the_primary_reach_the_replica_whose_facade_shows_its_lag_and
             # its new head must not be told "caught up" by the replica: 503, ask again.
             pair.pause()
             clock.advance(120)
-            pipeline.import_dataset(AUTORISATION, write_dump(tmp_path / "drops", "20261121AutDK.csv", SECOND))
-            heartbeat.beat(pipeline.production, clock.now())
+            last = pipeline.import_dataset(AUTORISATION, write_dump(tmp_path / "drops", "20261121AutDK.csv", SECOND))
+            heartbeat.beat(pipeline.production, clock.now(), reached=last.transaction_time)
             ahead = head_of(databases.production_url)
             page = host.get(f"/replication/{FEED.path}", params={"offset": str(ahead)}, headers=auth)
             assert page.status_code == 503 and page.headers["Retry-After"] == "5", page.text
