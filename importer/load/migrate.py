@@ -10,15 +10,15 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
-from importer.db import MYSQL_TABLE_OPTIONS, DateTimeSeconds, get_lock, is_mysql
+from importer.db import MYSQL_TABLE_OPTIONS, DateTimeSeconds, get_lock, is_mysql, table_exists
 from importer.errors import InfrastructureError
 from migrations import LOCATION
 
 LOCK_NAME = "stamdata_migrations"
+VERSION_TABLE = "alembic_version"  # alembic's default
 LOCK_TIMEOUT_S = 300
 
 
@@ -56,9 +56,14 @@ def current_revision(engine: sa.Engine) -> str | None:
 
 def revision_of(connection: sa.Connection) -> str | None:
     """The revision `alembic_version` names, None for a database never migrated. Reads, never creates."""
-    if not sa.inspect(connection).has_table("alembic_version"):
+    if not table_exists(connection, VERSION_TABLE):
         return None
-    return MigrationContext.configure(connection).get_current_revision()
+    # Read here, not through MigrationContext, which asks has_table again (a DESCRIBE on MariaDB): the status page
+    # asks on every probe.
+    heads = [str(head) for head in connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()]
+    if len(heads) > 1:
+        raise CommandError(f"the database is at several heads ({', '.join(sorted(heads))}): not a revision")
+    return heads[0] if heads else None
 
 
 def upgrade(engine: sa.Engine) -> None:
@@ -68,8 +73,9 @@ def upgrade(engine: sa.Engine) -> None:
             if is_mysql(connection) and not get_lock(connection, LOCK_NAME, LOCK_TIMEOUT_S):
                 raise InfrastructureError("another process holds the migration lock")
             try:
-                if MigrationContext.configure(connection).get_current_revision() != head_revision():
-                    db_migrations_table(sa.MetaData()).create(connection, checkfirst=True)
+                if revision_of(connection) != head_revision():
+                    if not table_exists(connection, "db_migrations"):
+                        db_migrations_table(sa.MetaData()).create(connection)
                     connection.commit()
                     command.upgrade(alembic_config(connection), "head")
                     connection.commit()

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from importer.clock import SystemClock
-from importer.db import create_engine
+from importer.db import create_engine, table_exists
 from importer.http import audit, clients  # noqa: F401  (audit adds its table to the metadata)
 from importer.http.health import HealthChecker
 from importer.load import heartbeat, migrate, notifications, test_keys
@@ -129,7 +129,7 @@ def _empty(url: str) -> None:
     try:
         metadata = sa.MetaData()
         metadata.reflect(engine)
-        metadata.drop_all(engine)
+        metadata.drop_all(engine, checkfirst=False)  # just reflected: no DESCRIBE per table
     finally:
         engine.dispose()
 
@@ -192,6 +192,34 @@ def test_the_status_page_is_red_while_the_database_is_behind_the_expected_schema
     assert not report.ok
     assert report.reason == (f"production database at schema revision V20261122_1200, "
                              f"expected {migrate.head_revision()}")
+
+
+def test_the_status_check_and_the_schema_revision_send_no_describe(databases: Databases) -> None:
+    """`DESCRIBE` (SQLAlchemy's MySQL `has_table`) makes MariaDB create and drop an on-disk temporary table each
+    time; the status page asks on every probe. `table_exists` answers without one, on both backends alike."""
+    engine = create_engine(databases.production_url)
+    statements: list[str] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    try:
+        migrate.upgrade(engine)
+        sa.event.listen(sa.Engine, "before_cursor_execute", record)
+        try:
+            report = HealthChecker(databases.settings(), discover(), SystemClock()).check()
+            with engine.connect() as connection:
+                assert migrate.revision_of(connection) == migrate.head_revision()
+                assert table_exists(connection, "alembic_version")
+                assert not table_exists(connection, "no_such_table")
+                assert connection.exec_driver_sql("SELECT COUNT(*) FROM alembic_version").scalar() == 1  # still usable
+        finally:
+            sa.event.remove(sa.Engine, "before_cursor_execute", record)
+    finally:
+        engine.dispose()
+    assert report.database_error is None, report.database_error
+    assert statements
+    assert [statement for statement in statements if statement.lstrip().upper().startswith("DESCRIBE")] == []
 
 
 def schema_drift(url: str, metadata: sa.MetaData) -> list[Any]:
