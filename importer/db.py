@@ -152,6 +152,30 @@ def _create_database_if_missing(url: sa.URL) -> None:
         server.dispose()
 
 
+# MariaDB/MySQL: no such table.
+_NO_SUCH_TABLE = 1146
+
+
+def table_exists(connection: sa.Connection, name: str) -> bool:
+    """Whether the connection's database holds table `name`.
+
+    On MariaDB/MySQL SQLAlchemy's `has_table` sends `DESCRIBE`, which the server answers from an information-schema
+    table with blob columns, so every call creates and drops an on-disk temporary table in the server's tmpdir; the
+    status page and the operator page ask on every request. A `SELECT ... LIMIT 0` reads nothing and needs no
+    temporary table; the same privilege (SELECT on the table) is enough for both."""
+    if not is_mysql(connection):
+        return sa.inspect(connection).has_table(name)
+    quoted = connection.dialect.identifier_preparer.quote(name)
+    try:
+        connection.exec_driver_sql(f"SELECT 1 FROM {quoted} LIMIT 0").close()
+    except sa.exc.DBAPIError as error:
+        code = error.orig.args[0] if error.orig is not None and error.orig.args else None
+        if code == _NO_SUCH_TABLE:
+            return False
+        raise
+    return True
+
+
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -186,10 +186,20 @@ class MariaDB:
         completed = subprocess.run(
             ["mariadb-install-db", "--no-defaults", f"--datadir={self.datadir}", "--user=root",
              "--auth-root-authentication-method=normal", "--skip-test-db"],
-            capture_output=True, text=True, timeout=180,
+            capture_output=True, text=True, timeout=180, env=self._environment(),
         )
         if completed.returncode != 0:
             raise RuntimeError(f"mariadb-install-db failed: {completed.stderr[-2000:]}")
+
+    def _tmpdir(self) -> Path:
+        """Its own: a starting mariadbd deletes every #sql* file in its tmpdir, and in the system's /tmp those are
+        another server's live temporary tables (MariaDB 10.11 then crashes under a DESCRIBE)."""
+        tmpdir = self.base / "tmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        return tmpdir
+
+    def _environment(self) -> dict[str, str]:
+        return {**os.environ, "TMPDIR": str(self._tmpdir())}  # mariadb-install-db's bootstrap server has no option
 
     def _binary(self) -> str:
         return shutil.which("mariadbd") or "/usr/sbin/mariadbd"
@@ -201,8 +211,8 @@ class MariaDB:
              f"--port={self.port}", "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve",
              "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=32M", "--skip-log-bin",
              "--max-connections=200", "--innodb-flush-log-at-trx-commit=1",
-             f"--pid-file={self.base / 'mysqld.pid'}", f"--log-error={self.log}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+             f"--pid-file={self.base / 'mysqld.pid'}", f"--log-error={self.log}", f"--tmpdir={self._tmpdir()}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=self._environment(),
         )
         self.stopped = False
         if wait and not wait_for(self.ping, 120, interval=0.1):

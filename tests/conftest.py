@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from importer.config import Settings, load_settings
+from importer.db import table_exists
 from importer.load.plugin import Register
 
 MARIADB_URL = os.environ.get("STAMDATA_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/")
@@ -98,7 +99,7 @@ class Databases:
         engine = sa.create_engine(url)
         try:
             with engine.connect() as connection:
-                if not sa.inspect(connection).has_table(table):
+                if not table_exists(connection, table):
                     return []
                 query = f"SELECT * FROM {connection.dialect.identifier_preparer.quote(table)}"
                 if order_by:

@@ -40,6 +40,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from importer import __version__
+from importer.db import table_exists
 from importer.errors import ImporterError
 from importer.http import feed as feeds
 from importer.http.access import Access, Caller, RequireScope
@@ -192,13 +193,12 @@ class Dashboard:
         history: dict[str, list[PastRun]] = {}
         heads: list[Head] = []
         with self.health.connect() as connection:
-            inspector = sa.inspect(connection)
             for name, register in self.health.registers.items():
                 status = ImportStatus.of(register)
                 history[name] = (status.history(connection, HISTORY_RUNS)
-                                 if inspector.has_table(status.table.name) else [])
+                                 if table_exists(connection, status.table.name) else [])
             for view in self.views:
-                token = feeds.read_head(connection, view) if inspector.has_table(view.table.name) else None
+                token = feeds.read_head(connection, view) if table_exists(connection, view.table.name) else None
                 heads.append(Head(view.path, None, None) if token is None else
                              Head(view.path, str(token), token.modified_at))
         return history, heads

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from importer.clock import Clock
 from importer.config import Settings
-from importer.db import create_engine
+from importer.db import create_engine, table_exists
 from importer.errors import ImporterError
 from importer.http.database import FacadeDatabase, Lag
 from importer.load import inbox, migrate
@@ -178,10 +178,9 @@ class HealthChecker:
             revision, head = migrate.revision_of(connection), migrate.head_revision()
             if revision != head:
                 raise SchemaBehind(f"production database at schema revision {revision or 'none'}, expected {head}")
-            inspector = sa.inspect(connection)
             for name, register in self.registers.items():
                 status = ImportStatus.of(register)
-                if not inspector.has_table(status.table.name):
+                if not table_exists(connection, status.table.name):
                     result[name] = (None, None)
                     continue
                 recent = status.recent(connection)

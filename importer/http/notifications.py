@@ -26,7 +26,7 @@ from lxml import etree
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StringConstraints, WithJsonSchema
 
 from importer.clock import Clock, SystemClock, whole_seconds
-from importer.db import create_engine, is_mysql
+from importer.db import create_engine, is_mysql, table_exists
 from importer.http.access import caller_of
 from importer.http.problems import PROBLEM, ProblemDetails
 from importer.load import subscriptions as store
@@ -88,7 +88,7 @@ class NotificationService:
             if is_mysql(connection) and connection.exec_driver_sql("SELECT @@GLOBAL.read_only").scalar():
                 raise Unwritable("the notification service needs the primary, and the service database "
                                  f"{_shown(self.url)} is read-only (a replica?): set service_url to the primary")
-            if not sa.inspect(connection).has_table(event_table.name):
+            if not table_exists(connection, event_table.name):
                 raise Unwritable(f"the service database {_shown(self.url)} has no notification tables: it is not the "
                                  "migrated production database (set service_url to the primary)")
 

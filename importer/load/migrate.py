@@ -2,24 +2,36 @@
 
 Alembic keeps its own one-row pointer (`alembic_version`); `db_migrations` is the audit trail an operator
 reads: which revision, what it does, when it ran, and the checksum of the file that ran.
+
+Two processes may start on the same databases at once (two daemons, a daemon and a CLI command). Each revision
+commits on its own (`transaction_per_migration`), so the check "not at head yet" and the upgrade must be one
+critical section across processes: `GET_LOCK` on MariaDB/MySQL, an `flock` on a file next to the database file on
+SQLite (`<db>.migrations.lock`). Without it both saw the same old revision and both ran the revisions; the later
+one's stamp found the version row already moved ("expected to match one row ... 0 found") and its daemon exited.
 """
 
+import contextlib
+import fcntl
 import functools
+import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
-from importer.db import MYSQL_TABLE_OPTIONS, DateTimeSeconds, get_lock, is_mysql
+from importer.db import MYSQL_TABLE_OPTIONS, DateTimeSeconds, get_lock, is_mysql, table_exists
 from importer.errors import InfrastructureError
 from migrations import LOCATION
 
 LOCK_NAME = "stamdata_migrations"
+VERSION_TABLE = "alembic_version"  # alembic's default
 LOCK_TIMEOUT_S = 300
+_FILE_LOCK_POLL_S = 0.05
 
 
 def db_migrations_table(metadata: sa.MetaData) -> sa.Table:
@@ -56,20 +68,52 @@ def current_revision(engine: sa.Engine) -> str | None:
 
 def revision_of(connection: sa.Connection) -> str | None:
     """The revision `alembic_version` names, None for a database never migrated. Reads, never creates."""
-    if not sa.inspect(connection).has_table("alembic_version"):
+    if not table_exists(connection, VERSION_TABLE):
         return None
-    return MigrationContext.configure(connection).get_current_revision()
+    # Read here, not through MigrationContext, which asks has_table again (a DESCRIBE on MariaDB): the status page
+    # asks on every probe.
+    heads = [str(head) for head in connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()]
+    if len(heads) > 1:
+        raise CommandError(f"the database is at several heads ({', '.join(sorted(heads))}): not a revision")
+    return heads[0] if heads else None
+
+
+@contextlib.contextmanager
+def _sqlite_migration_lock(engine: sa.Engine) -> Iterator[None]:
+    """Across processes and threads (flock belongs to the open file), for a SQLite database file; nothing to do
+    for a server database (GET_LOCK) or an in-memory one."""
+    database = engine.url.database
+    if is_mysql(engine) or not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    path = Path(f"{database}.migrations.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise InfrastructureError("another process holds the migration lock") from None
+                time.sleep(_FILE_LOCK_POLL_S)
+        yield
+    finally:
+        os.close(descriptor)  # releases the flock
 
 
 def upgrade(engine: sa.Engine) -> None:
     """Idempotent: a database already at head is left as it is. Concurrent callers are serialised."""
     try:
-        with engine.connect() as connection:
+        with _sqlite_migration_lock(engine), engine.connect() as connection:
             if is_mysql(connection) and not get_lock(connection, LOCK_NAME, LOCK_TIMEOUT_S):
                 raise InfrastructureError("another process holds the migration lock")
             try:
-                if MigrationContext.configure(connection).get_current_revision() != head_revision():
-                    db_migrations_table(sa.MetaData()).create(connection, checkfirst=True)
+                if revision_of(connection) != head_revision():
+                    if not table_exists(connection, "db_migrations"):
+                        db_migrations_table(sa.MetaData()).create(connection)
                     connection.commit()
                     command.upgrade(alembic_config(connection), "head")
                     connection.commit()

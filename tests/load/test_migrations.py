@@ -1,6 +1,9 @@
 """Migrations: names sort like the revision chain, upgrades are idempotent, both dialects get one schema."""
 
 import re
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +16,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from importer.clock import SystemClock
-from importer.db import create_engine
+from importer.db import create_engine, table_exists
 from importer.http import audit, clients  # noqa: F401  (audit adds its table to the metadata)
 from importer.http.health import HealthChecker
 from importer.load import heartbeat, migrate, notifications, test_keys
 from importer.load.plugin import discover
 from migrations import LOCATION
-from tests.conftest import Databases
+from tests.conftest import REPO, Databases
 
 FILE_NAME = re.compile(r"^(V\d{8}_\d{4})_[a-z0-9_]+\.py$")
 
@@ -65,6 +68,63 @@ def history(url: str) -> list[tuple[Any, ...]]:
             return [tuple(row) for row in rows]
     finally:
         engine.dispose()
+
+
+def test_two_processes_starting_at_once_migrate_in_turn(databases: Databases, monkeypatch: Any) -> None:
+    """Two daemons started together on fresh databases: each revision commits on its own, so while one is between
+    its check ("not at head") and its revisions, another process must wait, not read the old revision and run the
+    revisions too (then one failed on the version row, "expected to match one row ... 0 found", and its daemon
+    exited). The first is held right there; a second process started meanwhile finishes only after it."""
+    url = databases.production_url
+    first_upgrading, go_on = threading.Event(), threading.Event()
+    run_revisions = command.upgrade
+
+    def upgrade(config: Any, revision: str) -> None:
+        first_upgrading.set()
+        go_on.wait(60)
+        run_revisions(config, revision)
+
+    monkeypatch.setattr(migrate.command, "upgrade", upgrade)
+    errors: list[BaseException] = []
+
+    def first_start() -> None:
+        engine = create_engine(url)
+        try:
+            migrate.upgrade(engine)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            engine.dispose()
+
+    first = threading.Thread(target=first_start)
+    first.start()
+    try:
+        assert first_upgrading.wait(60)
+        second = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from importer.db import create_engine; from importer.load import "
+             "migrate; migrate.upgrade(create_engine(sys.argv[1]))", url],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):  # it waits for the first
+                second.wait(5)
+        finally:
+            go_on.set()
+            output, _ = second.communicate(timeout=120)
+    finally:
+        go_on.set()
+        first.join(120)
+    assert errors == []
+    assert second.returncode == 0, output
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all() == [
+                migrate.head_revision()]
+    finally:
+        engine.dispose()
+    versions = [row[0] for row in history(url)]
+    assert len(versions) == len(set(versions)) == len(list(ScriptDirectory.from_config(
+        migrate.alembic_config()).walk_revisions()))
 
 
 def test_upgrade_records_history_and_twice_is_a_no_op(databases: Databases) -> None:
@@ -129,7 +189,7 @@ def _empty(url: str) -> None:
     try:
         metadata = sa.MetaData()
         metadata.reflect(engine)
-        metadata.drop_all(engine)
+        metadata.drop_all(engine, checkfirst=False)  # just reflected: no DESCRIBE per table
     finally:
         engine.dispose()
 
@@ -192,6 +252,34 @@ def test_the_status_page_is_red_while_the_database_is_behind_the_expected_schema
     assert not report.ok
     assert report.reason == (f"production database at schema revision V20261122_1200, "
                              f"expected {migrate.head_revision()}")
+
+
+def test_the_status_check_and_the_schema_revision_send_no_describe(databases: Databases) -> None:
+    """`DESCRIBE` (SQLAlchemy's MySQL `has_table`) makes MariaDB create and drop an on-disk temporary table each
+    time; the status page asks on every probe. `table_exists` answers without one, on both backends alike."""
+    engine = create_engine(databases.production_url)
+    statements: list[str] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    try:
+        migrate.upgrade(engine)
+        sa.event.listen(sa.Engine, "before_cursor_execute", record)
+        try:
+            report = HealthChecker(databases.settings(), discover(), SystemClock()).check()
+            with engine.connect() as connection:
+                assert migrate.revision_of(connection) == migrate.head_revision()
+                assert table_exists(connection, "alembic_version")
+                assert not table_exists(connection, "no_such_table")
+                assert connection.exec_driver_sql("SELECT COUNT(*) FROM alembic_version").scalar() == 1  # still usable
+        finally:
+            sa.event.remove(sa.Engine, "before_cursor_execute", record)
+    finally:
+        engine.dispose()
+    assert report.database_error is None, report.database_error
+    assert statements
+    assert [statement for statement in statements if statement.lstrip().upper().startswith("DESCRIBE")] == []
 
 
 def schema_drift(url: str, metadata: sa.MetaData) -> list[Any]:

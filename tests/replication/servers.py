@@ -4,9 +4,16 @@
 ports with their own sockets, GTID replication (`MASTER_USE_GTID = slave_pos`) from the primary's binary log. The
 shared server on port 3306 is never touched. The binaries are on every machine of this kind: a missing one fails
 the tests, it does not skip them.
+
+Each server, and `mariadb-install-db`'s bootstrap server, gets a temporary directory of its own (`private_tmpdir`):
+a starting `mariadbd` deletes every `#sql*` file in its tmpdir, taking them for its own leftovers. With the default,
+the system's /tmp, that removed the internal temporary tables of the shared server on port 3306 while it used them,
+and MariaDB 10.11 crashes (signal 11 in `ha_maria::drop_table`) when an on-disk temporary table it has just created
+is gone before it opens it — as for every `DESCRIBE`, whose information-schema table has blob columns.
 """
 
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -29,6 +36,18 @@ def _binary(name: str) -> str:
     return found
 
 
+def private_tmpdir(base: Path) -> Path:
+    """A temporary directory for one MariaDB server (or bootstrap) alone; see the module's docstring."""
+    tmpdir = base / "tmp"
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    return tmpdir
+
+
+def server_environment(tmpdir: Path) -> dict[str, str]:
+    """The environment a MariaDB child runs in: TMPDIR is its default tmpdir (mariadb-install-db has no option)."""
+    return {**os.environ, "TMPDIR": str(tmpdir)}
+
+
 class Server:
     """One `mariadbd` child on its own port, socket and data directory."""
 
@@ -41,14 +60,17 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        tmpdir = private_tmpdir(self.base)
         self.process = subprocess.Popen(
             [_binary("mariadbd"), "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.base / 'sock'}",
-             f"--port={self.port}", "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve",
+             f"--tmpdir={tmpdir}", f"--port={self.port}", "--bind-address=127.0.0.1", "--user=root",
+             "--skip-name-resolve",
              f"--server-id={self.server_id}", "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=2",
              "--max-connections=300", f"--pid-file={self.base / 'pid'}", f"--log-error={self.base / 'error.log'}",
              "--log-bin=binlog", "--binlog-format=ROW", "--log-slave-updates", "--gtid-strict-mode=1",
              "--sync-binlog=0", *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env=server_environment(tmpdir),
         )
         wait_for(self._answers, 120, f"MariaDB on port {self.port} to start ({self.error_log()[-500:]})", 0.1)
 
@@ -101,6 +123,19 @@ class Server:
                 self.process.wait(30)
 
 
+def install_datadir(base: Path) -> Path:
+    """A fresh data directory (`base/installed`) made by mariadb-install-db, whose bootstrap server works in a
+    temporary directory under `base`, never the system's."""
+    install = base / "installed"
+    completed = subprocess.run(
+        [_binary("mariadb-install-db"), "--no-defaults", f"--datadir={install}", "--user=root",
+         "--auth-root-authentication-method=normal", "--skip-test-db"],
+        capture_output=True, text=True, timeout=300, env=server_environment(private_tmpdir(base / "install")),
+    )
+    assert completed.returncode == 0, f"mariadb-install-db failed: {completed.stderr[-2000:]}"
+    return install
+
+
 class Pair:
     """A primary and a replica replicating from it with GTIDs."""
 
@@ -110,13 +145,7 @@ class Pair:
         self.replica = Server(base / "replica", 2, "--read-only=1", "--relay-log=relay", "--skip-slave-start")
 
     def start(self) -> None:
-        install = self.base / "installed"
-        completed = subprocess.run(
-            [_binary("mariadb-install-db"), "--no-defaults", f"--datadir={install}", "--user=root",
-             "--auth-root-authentication-method=normal", "--skip-test-db"],
-            capture_output=True, text=True, timeout=300,
-        )
-        assert completed.returncode == 0, f"mariadb-install-db failed: {completed.stderr[-2000:]}"
+        install = install_datadir(self.base)
         for server in (self.primary, self.replica):
             server.base.mkdir(parents=True)
             shutil.copytree(install, server.datadir, symlinks=True)
