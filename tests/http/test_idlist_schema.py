@@ -1,7 +1,7 @@
 """An ID list's body as documented (the JSON schema in /openapi.json) and as the service validates it agree: a body
 the document admits is accepted, one it refuses is refused. schemathesis checks this over HTTP with a few examples;
-here it is checked directly, on the edges (NUL, white space, 64 characters outside the BMP, the number bounds,
-whole numbers written as floats) and on many drawn bodies, without a server in between."""
+here it is checked directly, on the edges (NUL, white space, characters beyond ASCII, the number bounds, whole
+numbers written as floats) and on many drawn bodies, without a server in between."""
 
 from typing import Any
 
@@ -26,8 +26,8 @@ def accepted(body: Any) -> bool:
 
 
 @pytest.mark.parametrize("body", [
-    {"ids": []}, {"ids": ["0101801234", "0A1B2"]}, {"ids": ["\x00"]}, {"ids": [" "]}, {"ids": [" a\t\n"]},
-    {"ids": ["a" * ID_LENGTH]}, {"ids": ["\U0001d538" * ID_LENGTH]}, {"ids": [0]}, {"ids": [LARGEST_NUMBER]},
+    {"ids": []}, {"ids": ["0101801234", "0A1B2"]}, {"ids": ["!~"]}, {"ids": ["urn:x/1.2-3_4"]},
+    {"ids": ["a" * ID_LENGTH]}, {"ids": [0]}, {"ids": [LARGEST_NUMBER]},
     {"ids": [1.0]}, {"ids": [float(LARGEST_NUMBER)]}, {"ids": ["1", 1, "1"]}, {"ids": [], "other": 1},
 ])
 def test_what_the_document_admits_is_accepted(body: Any) -> None:
@@ -37,6 +37,10 @@ def test_what_the_document_admits_is_accepted(body: Any) -> None:
 
 @pytest.mark.parametrize("body", [
     {}, {"ids": None}, {"ids": [""]}, {"ids": ["a" * (ID_LENGTH + 1)]}, {"ids": [-1]}, {"ids": [LARGEST_NUMBER + 1]},
+    # Blanks, control characters and anything beyond ASCII are in no register's ids (and MariaDB's collation would
+    # take "X " for "X").
+    {"ids": ["\x00"]}, {"ids": [" "]}, {"ids": [" a\t\n"]}, {"ids": ["0101801234 "]}, {"ids": ["\U0001d538"]},
+    {"ids": ["Ærø"]},
     {"ids": [True]}, {"ids": [1.5]}, {"ids": [None]}, {"ids": [["1"]]}, {"ids": "0101801234"},
 ])
 def test_what_the_document_refuses_is_refused(body: Any) -> None:
