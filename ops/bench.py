@@ -340,9 +340,9 @@ def final_rows(lines: list[str], stamp: str) -> tuple[list[tuple[str, ...]], lis
     """The rows an initial import leaves: Autorisation2 (PIDs given in key order) and autreg2, both in PID order."""
     open_end = "2999-12-31 00:00:00"
     fields = sorted((line.split(";") for line in lines), key=lambda row: row[0])
-    history = [(str(pid), number, cpr, given, surname, code, stamp, stamp, stamp, open_end)
+    history: list[tuple[str, ...]] = [(str(pid), number, cpr, given, surname, code, stamp, stamp, stamp, open_end)
                for pid, (number, cpr, surname, given, code) in enumerate(fields, start=1)]
-    current = [(str(pid), cpr, given, surname, number, code)
+    current: list[tuple[str, ...]] = [(str(pid), cpr, given, surname, number, code)
                for pid, (number, cpr, surname, given, code) in enumerate(fields, start=1)]
     return history, current
 
@@ -364,7 +364,7 @@ def schema_floor(db: str, workdir: Path, lines: list[str]) -> float:
             migrate.upgrade(engine)
             if db == "sqlite":
                 raw = engine.raw_connection()
-                cursor = raw.cursor()
+                cursor: Any = raw.cursor()  # sqlite3 takes any iterable of rows
                 began = time.perf_counter()
                 cursor.execute("BEGIN IMMEDIATE")
                 cursor.executemany(f"INSERT INTO Autorisation2 VALUES ({', '.join('?' * 10)})",
