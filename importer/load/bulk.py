@@ -33,12 +33,13 @@ _SPECIAL = re.compile(r"[\\\t\n\r\x00]")
 
 
 class Rows:
-    """A frame's rows, rendered for a dialect on first use and kept for the next."""
+    """A frame's rows, rendered for a dialect a slice at a time: what is held at once is the frame and one
+    slice's text or values, never a second copy of every row. The LOAD DATA file, written once, is kept for the
+    next database (and table) that loads the same rows."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame
         self._tsv: str | None = None  # path of the rendered file, removed with this object
-        self._values: list[list[Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -54,20 +55,23 @@ class Rows:
             handle, path = tempfile.mkstemp(prefix="stamdata-load-", suffix=".tsv", dir=directory)
             weakref.finalize(self, _unlink, path)
             with os.fdopen(handle, "wb") as file:
-                fields = [_tsv_field(self.frame[column]) for column in self.frame.columns]
                 # Joined in C a slice at a time: several times faster than pandas' CSV writer, which formats
                 # every cell in Python, and the text of a slice is all that is held at once.
-                for start in range(0, len(self.frame), _SLICE):
-                    part = [field[start : start + _SLICE] for field in fields]
-                    file.write(("\n".join(map("\t".join, zip(*part, strict=True))) + "\n").encode("utf-8"))
+                for part in self._slices():
+                    fields = [_tsv_field(part[column]) for column in part.columns]
+                    file.write(("\n".join(map("\t".join, zip(*fields, strict=True))) + "\n").encode("utf-8"))
             self._tsv = path
         return self._tsv
 
-    def values(self) -> list[list[Any]]:
-        """The rows column by column as plain Python values; rows are zipped from them as they are sent."""
-        if self._values is None:
-            self._values = [_column_values(self.frame[column]) for column in self.frame.columns]
-        return self._values
+    def tuples(self, constants: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """The rows as tuples of plain Python values (then `constants`), made a slice at a time as they are sent."""
+        fixed = [repeat(value) for value in constants]
+        for part in self._slices():
+            yield from zip(*(_column_values(part[column]) for column in part.columns), *fixed, strict=False)
+
+    def _slices(self) -> Iterator[pd.DataFrame]:
+        for start in range(0, len(self.frame), _SLICE):
+            yield self.frame.iloc[start : start + _SLICE]
 
 
 def insert_frame(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame, constants: dict[str, Any]) -> int:
@@ -117,18 +121,44 @@ def _executemany(
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in names)}) "
         f"VALUES ({', '.join('?' for _ in names)})"
     )
-    fixed = [repeat(_sql_text(value)) for value in constants.values()]
-    # Straight to the driver, which takes the rows as they are zipped: a million parameter tuples are never
+    # Straight to the driver, which takes the rows as they are made: a million parameter tuples are never
     # held at once, and SQLAlchemy's per-row parameter handling is skipped.
     cursor: Any = connection.connection.cursor()  # sqlite3 takes any iterable, not only a sequence
     try:
-        cursor.executemany(statement, zip(*rows.values(), *fixed, strict=False))  # repeat() is endless
-        inserted: int = cursor.rowcount
+        with _indexes_built_after_if_empty(cursor, table.name, len(rows)):
+            cursor.executemany(statement, rows.tuples([_sql_text(value) for value in constants.values()]))
+            inserted: int = cursor.rowcount
     finally:
         cursor.close()
     if inserted != len(rows):
         raise RuntimeError(f"INSERT into {table.name} wrote {inserted} of {len(rows)} rows")
     return inserted
+
+
+# Below this many rows, indexes are kept and filled row by row: dropping and rebuilding them costs more.
+SQLITE_BULK_ROWS = 10_000
+
+
+@contextmanager
+def _indexes_built_after_if_empty(cursor: Any, table: str, rows: int) -> Iterator[None]:
+    """SQLite's counterpart of InnoDB's bulk mode: into an empty table, a large load goes in without the
+    table's secondary indexes, which are then created again from their own definitions (sqlite_master), each
+    by one sort, instead of being updated row by row in random order. All of it happens in the caller's
+    transaction: SQLite's DDL is transactional, so readers see the old table until the commit and a rollback
+    restores the indexes with the data. A unique index that the rows violate fails its creation, and with it
+    the load, as the insert would have."""
+    if rows < SQLITE_BULK_ROWS or cursor.execute(f'SELECT EXISTS (SELECT 1 FROM "{table}")').fetchone()[0]:
+        yield
+        return
+    indexes = cursor.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+        (table,),
+    ).fetchall()
+    for name, _ in indexes:
+        cursor.execute(f'DROP INDEX "{name}"')
+    yield
+    for _, sql in indexes:
+        cursor.execute(sql)
 
 
 def _unlink(path: str) -> None:

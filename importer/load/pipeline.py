@@ -30,7 +30,15 @@ from importer.load.plugin import ParsedDataset, Register, SequenceContext
 from importer.load.scratch import ScratchDir
 from importer.load.snapshot import Snapshot, SnapshotStore, fingerprint
 from importer.load.status import FailedRun, ImportStatus, RunCounts, Started, Succeeded
-from importer.load.temporal import OutOfStep, TableDelta, apply_delta, compute_delta, open_state, row_digests
+from importer.load.temporal import (
+    OpenState,
+    OutOfStep,
+    TableDelta,
+    apply_delta,
+    compute_delta,
+    open_state,
+    row_digests,
+)
 from importer.logs import get_logger
 from importer.memory import release_freed_memory
 from importer.privacy import mask_cpr
@@ -69,6 +77,7 @@ class Run:
     stage: StageCallback = field(default=lambda _: None)
     parsed: ParsedDataset | None = None
     digests: dict[str, np.ndarray] = field(default_factory=dict)  # per table, for the snapshot comparison
+    open_state: dict[str, OpenState] = field(default_factory=dict)  # per table, the snapshot this run leaves
     transaction_time: datetime | None = None
     timings: dict[str, float] = field(default_factory=dict)
     entry_digest: str = ""  # sha256 of the inbox entry as delivered (inbox.entry_digest); "" until known
@@ -261,8 +270,7 @@ class Pipeline:
             self.snapshots.save(register.name, Snapshot(
                 databases=self.snapshots.databases,
                 transaction_time=run.at,
-                open_state={spec.name: open_state(spec, parsed.frames[spec.name], run.digests[spec.name])
-                            for spec in register.tables},
+                open_state=run.open_state,
             ))
         final = outcomes[targets[-1][0]]
         summary = RunSummary(
@@ -312,6 +320,10 @@ class Pipeline:
         run.parsed = parsed
         # Compared with the snapshot of the last import, and remembered for the next one.
         run.digests = {spec.name: row_digests(spec, parsed.frames[spec.name]) for spec in run.register.tables}
+        if not run.validate_only:
+            # Made now, while the parsed rows are all the run holds, rather than beside the loads' rows at the end.
+            run.open_state = {spec.name: open_state(spec, parsed.frames[spec.name], run.digests[spec.name])
+                              for spec in run.register.tables}
 
     def _load(
         self, engine: sa.Engine, database: str, run: Run, planned: list[TableDelta] | None, known: Snapshot | None

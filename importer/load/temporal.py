@@ -23,6 +23,7 @@ from importer.load.bulk import Rows, insert_rows
 
 OPEN_END = datetime(2999, 12, 31)
 TEMPORAL_COLUMNS = ("CreatedDate", "ModifiedDate", "ValidFrom", "ValidTo")
+DIGEST_SLICE = 100_000  # rows hashed at a time
 
 
 def pid_column(name: str) -> sa.Column[Any]:
@@ -81,9 +82,12 @@ def row_digests(spec: TemporalTable, frame: pd.DataFrame) -> np.ndarray:
     """A 64-bit digest of each row's value columns (pandas' SipHash of every column, combined), so that a
     remembered import needs only its keys and one number a row. A changed row goes unnoticed only if its
     digest collides with its own previous version's: about 1 in 1.8e19 a row."""
-    digests: np.ndarray = pd.util.hash_pandas_object(
-        frame[spec.value_columns], index=False, categorize=False
-    ).to_numpy()
+    values = frame[spec.value_columns]
+    # A slice at a time: hashing text keeps an encoded copy of every value of a column until the column is
+    # done, a second copy of the dump's text. A row's digest does not depend on the other rows.
+    parts = [pd.util.hash_pandas_object(values.iloc[start : start + DIGEST_SLICE], index=False, categorize=False)
+             .to_numpy() for start in range(0, len(values), DIGEST_SLICE)]
+    digests: np.ndarray = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
     return digests
 
 

@@ -1,5 +1,6 @@
 """Bulk loading round-trips any value exactly, on SQLite (executemany) and MariaDB (LOAD DATA LOCAL INFILE)."""
 
+import sqlite3
 from datetime import date, datetime
 
 import pandas as pd
@@ -103,3 +104,64 @@ def test_loading_into_an_empty_table_takes_the_bulk_path_and_still_refuses_dupli
     finally:
         engine.dispose()
     assert codes == ["a", "b", "c", "d"]
+
+
+indexed_sample = sa.Table(
+    "bulk_indexed_sample",
+    metadata,
+    sa.Column("id", PidType, primary_key=True, autoincrement=True),
+    sa.Column("code", sa.String(10), nullable=False),
+    sa.Column("name", sa.String(20), nullable=False),
+    sa.Index("ix_bulk_indexed_code", "code", unique=True),
+    sa.Index("ix_bulk_indexed_name_code", "name", "code"),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+
+REFUSED = (sa.exc.IntegrityError, sqlite3.IntegrityError)  # the load goes to the driver itself
+
+
+def _index_definitions(connection: sa.Connection) -> list[tuple[str, str]]:
+    return [tuple(row) for row in connection.exec_driver_sql(  # type: ignore[misc]
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'bulk_indexed_sample' ORDER BY name")]
+
+
+def test_sqlite_loads_an_empty_table_before_building_its_indexes_in_the_same_transaction(
+    sqlite_databases: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into an empty table, SQLite's large loads drop the secondary indexes and create them again from their own
+    definitions afterwards, inside the caller's transaction: the indexes come back unchanged, a duplicate in a
+    unique index still refuses the load, and a rollback restores the indexes along with the empty table."""
+    monkeypatch.setattr("importer.load.bulk.SQLITE_BULK_ROWS", 3)
+    engine = create_engine(sqlite_databases.production_url)
+    try:
+        with engine.begin() as connection:
+            metadata.create_all(connection)
+            before = _index_definitions(connection)
+        assert [name for name, _ in before] == ["ix_bulk_indexed_code", "ix_bulk_indexed_name_code"]
+
+        duplicate = pd.DataFrame({"code": ["a", "b", "a", "c"], "name": ["x", "y", "z", "w"]})
+        with pytest.raises(REFUSED, match="UNIQUE"), engine.begin() as connection:
+            insert_frame(connection, indexed_sample, duplicate, {})
+        with engine.connect() as connection:
+            assert connection.execute(sa.select(sa.func.count()).select_from(indexed_sample)).scalar() == 0
+            assert _index_definitions(connection) == before
+
+        with engine.begin() as connection:
+            frame = pd.DataFrame({"code": ["c", "a", "b", "d"], "name": ["x", "y", "x", "y"]})
+            assert insert_frame(connection, indexed_sample, frame, {}) == 4
+            # Not empty any more: rows go into the indexes as they are inserted, and a duplicate is refused.
+            assert insert_frame(connection, indexed_sample, pd.DataFrame({"code": list("efg"), "name": list("zzz")}),
+                                {}) == 3
+        with pytest.raises(REFUSED, match="UNIQUE"), engine.begin() as connection:
+            insert_frame(connection, indexed_sample, pd.DataFrame({"code": list("hia"), "name": list("zzz")}), {})
+        with engine.connect() as connection:
+            assert _index_definitions(connection) == before
+            assert connection.execute(sa.select(indexed_sample.c.code).where(indexed_sample.c.name == "x")
+                                      .order_by(indexed_sample.c.code)).scalars().all() == ["b", "c"]
+            plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT code FROM bulk_indexed_sample WHERE name = 'x'"))
+            assert "ix_bulk_indexed_name_code" in plan
+            assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    finally:
+        engine.dispose()
