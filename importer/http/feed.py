@@ -273,7 +273,8 @@ def atom_feed(feed: Feed, entries: Sequence[Entry], now: datetime, links: Mappin
                f'<content type="application/xml">{opening}')
         for name, value in values:
             if value is not None:
-                text = value if value.__class__ is str else _text(value)
+                text = (value if value.__class__ is str else
+                        render_time(value) if value.__class__ is datetime else _text(value))
                 append(f"<{name}>{_xml_text(text)}</{name}>")
         append(closing)
     parts.append("</feed>")
@@ -290,8 +291,9 @@ def render_json(feed: Feed, entries: Sequence[Entry], after: Token, now: datetim
             "id": prefix + text,
             "token": text,
             "updated": render_time(modified),
-            # Strings (most values) and NULLs go as they are; the rest as json_value renders them.
-            "content": {name: value if value is None or value.__class__ is str else json_value(value)
+            # Strings (most values) and NULLs go as they are, times rendered once per page; the rest by json_value.
+            "content": {name: value if value is None or value.__class__ is str else
+                        render_time(value) if value.__class__ is datetime else json_value(value)
                         for name, value in values},
         })
     document = {

@@ -40,5 +40,5 @@ def test_two_workers_give_the_same_answers_and_audit_every_look_up(sqlite_databa
 
 @pytest.mark.parametrize("value", ["0", "65", "1.5"])
 def test_http_workers_is_a_whole_number_from_1_to_64(value: str) -> None:
-    with pytest.raises(UsageError, match="(?i)http_workers"):
+    with pytest.raises(UsageError, match=r"(?i)http_workers"):
         load_settings(None, {"STAMDATA_HTTP_WORKERS": value})
