@@ -10,8 +10,9 @@ MariaDB/MySQL two databases it creates and drops), a client holding `feed:autori
 `lookup:autorisation` (`stamdata-importer clients add`), and the server itself, `stamdata-importer serve`, as a
 process of its own on a free port (rate limits raised out of the way: the bucket is not what is measured). Then:
 
-- look-ups: wrk at `--connections` connections for `--duration` seconds, half `GET /autorisation/v1/persons/{cpr}`,
-  half `GET /autorisation/v1/authorisations/{nr}`, ids drawn at random from the dump (every one audited);
+- look-ups: wrk at `--connections` connections for `--duration` seconds (after `--warmup` seconds not measured),
+  half `GET /autorisation/v1/persons/{cpr}`, half `GET /autorisation/v1/authorisations/{nr}`, ids drawn at random
+  from the dump (every one audited);
 - the feed, one client paging the whole view with maxRecords=2000 as JSON, then as Atom, then through SOAP
   `replicate` (best of `--feed-passes` passes each);
 - `--feed-clients` replicating clients at once (processes, JSON pages of 2000), each starting at its own place in
@@ -149,7 +150,7 @@ def server(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Pop
 # --- Look-ups ----------------------------------------------------------------------------------------------
 
 def lookups(port: int, token: str, lines: list[str], workdir: Path, connections: int, threads: int,
-            duration: float) -> dict[str, Any]:
+            duration: float, warmup: float) -> dict[str, Any]:
     rng = random.Random(20261202)
     sample = rng.sample(lines, min(len(lines), 40_000))
     paths = []
@@ -158,10 +159,14 @@ def lookups(port: int, token: str, lines: list[str], workdir: Path, connections:
         paths.append(f"/autorisation/v1/persons/{cpr}" if index % 2 else f"/autorisation/v1/authorisations/{number}")
     (workdir / "paths.txt").write_text("\n".join(paths) + "\n")
     (workdir / "lookups.lua").write_text(WRK_SCRIPT)
-    command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s", "--timeout", "10s",
-               "-H", f"Authorization: Bearer {token}", "-s", str(workdir / "lookups.lua"), f"http://127.0.0.1:{port}"]
-    completed = subprocess.run(command, env={**os.environ, "LOADTEST_PATHS": str(workdir / "paths.txt")},
-                               capture_output=True, text=True, check=False)
+    def command(seconds: float) -> list[str]:
+        return ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "10s",
+                "-H", f"Authorization: Bearer {token}", "-s", str(workdir / "lookups.lua"), f"http://127.0.0.1:{port}"]
+
+    environment = {**os.environ, "LOADTEST_PATHS": str(workdir / "paths.txt")}
+    if warmup > 0:  # not measured: the server opens its pooled connections, the database warms its pages
+        subprocess.run(command(warmup), env=environment, capture_output=True, text=True, check=False)
+    completed = subprocess.run(command(duration), env=environment, capture_output=True, text=True, check=False)
     found = [line for line in completed.stdout.splitlines() if line.startswith("LOADTEST ")]
     if completed.returncode != 0 or not found:
         raise SystemExit(f"wrk failed:\n{completed.stdout}\n{completed.stderr}")
@@ -264,6 +269,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of each timed load")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of look-ups before the measured ones")
     parser.add_argument("--feed-clients", type=int, default=20)
     parser.add_argument("--feed-passes", type=int, default=2, help="whole passes of each single-client feed test")
     parser.add_argument("--skip", action="append", default=[], choices=["lookups", "feed", "soap", "concurrent"])
@@ -296,14 +302,14 @@ def main() -> None:
                 "database": "sqlite" if args.db == "sqlite" else sa.make_url(args.db).get_backend_name(),
                 "server_version": version, "commit": _commit(), "rows": args.rows,
                 "workers": args.workers, "connections": args.connections, "wrk_threads": args.threads,
-                "duration_s": args.duration, "feed_clients": args.feed_clients, "page": PAGE,
+                "duration_s": args.duration, "warmup_s": args.warmup, "feed_clients": args.feed_clients, "page": PAGE,
                 "import_s": round(import_s, 1), "cpus": os.cpu_count(), "load_before": os.getloadavg()[0],
             }
             with server(env, port, workdir / "server.log") as process:
                 result["server_pid"] = process.pid
                 if "lookups" not in args.skip:
                     answer = lookups(port, token, lines[:-3], workdir, args.connections, args.threads,
-                                     args.duration)
+                                     args.duration, args.warmup)
                     result.update(
                         lookup_rps=round(answer["requests"] / (answer["duration_us"] / 1e6), 1),
                         **{f"lookup_{name}_ms": round(answer[f"{name}_us"] / 1000, 2)
