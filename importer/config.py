@@ -58,6 +58,11 @@ DAEMON_DEFAULTS: dict[str, Any] = {
     # Each client's token bucket: requests per second on average, and the burst it may spend at once.
     "rate_limit_per_s": 20.0,
     "rate_limit_burst": 100.0,
+    # How long the façades use a client found by its credentials before reading it again: the bound on how late a
+    # revocation takes effect (0: read on every request).
+    "credential_cache_s": 2.0,
+    # Processes answering HTTP under `serve` (each with its own connections; `run` always answers in its own process).
+    "http_workers": 1,
     "dgws_min_security_level": 3,  # the lowest DGWS security level (ID card authentication level) accepted
     # The façades refuse to start with a database account that can write, unless this says it is intended.
     "allow_writable_facade": False,
@@ -159,7 +164,7 @@ WATCH_MODES = ("native", "polling", "off")
 DATABASE_BACKENDS = ("sqlite", "mysql", "mariadb")
 # Knobs that must be above zero (a zero interval or timeout would spin or disable the very thing it bounds).
 POSITIVE = frozenset({"rescan_interval_s", "retry_initial_s", "retry_max_s", "db_timeout_s", "status_timeout_s",
-                      "heartbeat_interval_s", "takeover_s"})
+                      "heartbeat_interval_s", "takeover_s", "http_workers"})
 # Environment variables that are not settings (the configuration file's path; the test suite's own).
 NOT_SETTINGS_PREFIXES = (CONFIG_ENV, "STAMDATA_TEST_")
 
@@ -216,6 +221,8 @@ def check_settings(settings: Settings) -> None:
             fail(key, value, "must be a number")
         if value < 0 or (key in POSITIVE and value <= 0):
             fail(key, value, "must be greater than 0" if key in POSITIVE else "must not be negative")
+    if daemon["http_workers"] not in range(1, 65):
+        fail("http_workers", daemon["http_workers"], "must be a whole number from 1 to 64")
     if daemon["dgws_min_security_level"] not in range(1, 6):
         fail("dgws_min_security_level", daemon["dgws_min_security_level"], "must be a DGWS security level, 1 to 5")
     if bool(settings.tls_certificate) != bool(settings.tls_key):

@@ -51,18 +51,27 @@ CONNECT_TIMEOUT_S = 10.0
 LOCK_POLL_S = 5
 
 
-def create_engine(url: str, *, readonly: bool = False, timeout_s: float | None = None) -> sa.Engine:
+def create_engine(url: str, *, readonly: bool = False, timeout_s: float | None = None,
+                  pool_size: int | None = None, ping_idle_s: float | None = None) -> sa.Engine:
     """An engine whose transactions behave the same on SQLite and MariaDB.
 
     `timeout_s` bounds every round trip to a database server (connect, send, wait for an answer) and the wait
     for a pooled connection: a server that froze or a connection that went half-open becomes an error to
     retry instead of a hang. A read-only engine (status, façades) never creates the database it is given.
+    `pool_size` keeps that many connections to a server open and opens no more (a busy server's requests wait
+    for one): without it the pool keeps 5 and opens up to 10 more, closing each of those when it is given back,
+    so a server answering more than 5 requests at once would connect anew for most of them.
+
+    A pooled MariaDB connection is tested with a ping when it is taken from the pool (one round trip), so that
+    one the server dropped meanwhile is replaced instead of failing a request. With `ping_idle_s` only those
+    unused for longer are pinged: a connection in constant use has just proven itself, and if the server went
+    away since, the failed statement invalidates the pool and the next request reconnects.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, readonly)
     if parsed.get_backend_name() in {"mysql", "mariadb"}:
-        return _mysql_engine(parsed, readonly, timeout_s)
+        return _mysql_engine(parsed, readonly, timeout_s, pool_size, ping_idle_s)
     raise InfrastructureError(f"unsupported database URL scheme {parsed.drivername!r} (use sqlite or mysql+pymysql)")
 
 
@@ -99,22 +108,94 @@ def _sqlite_engine(url: sa.URL, readonly: bool) -> sa.Engine:
     return engine
 
 
-def _mysql_engine(url: sa.URL, readonly: bool, timeout_s: float | None) -> sa.Engine:
+def _mysql_engine(url: sa.URL, readonly: bool, timeout_s: float | None, pool_size: int | None,
+                  ping_idle_s: float | None) -> sa.Engine:
     query = dict(url.query)
     query.setdefault("charset", "utf8mb4")
     url = url.set(query=query)
     connect_args: dict[str, Any] = {"local_infile": True, "connect_timeout": CONNECT_TIMEOUT_S}
+    if readonly and url.get_driver_name() == "pymysql":
+        connect_args["conv"] = _read_conversions()
     options: dict[str, Any] = {}
+    if pool_size is not None:
+        options.update(pool_size=pool_size, max_overflow=0)
     if timeout_s is not None:
         # PyMySQL takes whole seconds; anything shorter than one would mean "no timeout".
         seconds = max(1, round(timeout_s))
         connect_args.update(connect_timeout=min(CONNECT_TIMEOUT_S, seconds), read_timeout=seconds,
                             write_timeout=seconds)
         options["pool_timeout"] = timeout_s
-    engine = sa.create_engine(url, pool_pre_ping=True, pool_recycle=3600, connect_args=connect_args, **options)
+    if ping_idle_s is not None:
+        options["pool_reset_on_return"] = None  # _lean_pool resets instead
+    engine = sa.create_engine(url, pool_pre_ping=ping_idle_s is None, pool_recycle=3600, connect_args=connect_args,
+                              **options)
+    if ping_idle_s is not None:
+        _lean_pool(engine, ping_idle_s)
     if url.database and not readonly:
         _create_database_if_missing(url)
     return engine
+
+
+def _lean_pool(engine: sa.Engine, idle_s: float) -> None:
+    """The pool's pre-ping for connections given back more than `idle_s` ago only (see create_engine), and its
+    reset (a ROLLBACK when a connection is given back) only where the last statement was not already followed by
+    a rollback or commit: a request that rolled back its transaction itself would otherwise send two."""
+
+    @sa.event.listens_for(engine, "checkout")
+    def _taken(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        record.info["unfinished"] = True  # whatever happens next, reset it unless it is seen to end
+        returned = record.info.get("returned_at")
+        if returned is not None and time.monotonic() - returned <= idle_s:
+            return
+        try:
+            dbapi_connection.ping(False)
+        except Exception as error:  # the pool replaces it (up to three times) and the request goes on
+            raise sa.exc.DisconnectionError(f"connection lost while idle: {error}") from error
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _statement(connection: sa.Connection, *_: Any) -> None:
+        connection.info["unfinished"] = True
+
+    @sa.event.listens_for(engine, "rollback")
+    @sa.event.listens_for(engine, "commit")
+    def _ended(connection: sa.Connection) -> None:
+        connection.info["unfinished"] = False
+
+    @sa.event.listens_for(engine, "reset")
+    def _reset(dbapi_connection: Any, record: Any, state: Any) -> None:
+        if not state.terminate_only and record.info.get("unfinished", True):
+            dbapi_connection.rollback()
+        record.info["unfinished"] = False
+        record.info["returned_at"] = time.monotonic()
+
+
+def _read_conversions() -> dict[Any, Any]:
+    """PyMySQL's conversions, with DATETIME and DATE values converted once per distinct text: the readers (the
+    façades' feed pages above all) meet few distinct times (one per import, the validity dates) in many rows, and
+    converting each in Python cost more than reading the rest of the row. The values are the same objects
+    PyMySQL makes (immutable), and the caches are bounded."""
+    from pymysql import converters
+    from pymysql.constants import FIELD_TYPE
+
+    conversions = dict(converters.conversions)
+    conversions[FIELD_TYPE.DATETIME] = _cached(converters.convert_datetime)
+    conversions[FIELD_TYPE.DATE] = _cached(converters.convert_date)
+    return conversions
+
+
+def _cached(convert: Any, limit: int = 65_536) -> Any:
+    cache: dict[Any, Any] = {}
+
+    def cached(text: Any) -> Any:
+        found = cache.get(text)
+        if found is None:
+            found = convert(text)
+            if len(cache) >= limit:  # bounded; a race with another thread at worst converts one again
+                cache.clear()
+            cache[text] = found
+        return found
+
+    return cached
 
 
 def get_lock(connection: sa.Connection, name: str, wait_s: float) -> bool:

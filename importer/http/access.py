@@ -8,8 +8,11 @@ problem bodies. Each client spends from its own token bucket; credentials that f
 address they came from, so guessing tokens meets 429 quickly. `/status`, `/metrics` and the SOAP services' WSDLs
 carry no personal data and stay open.
 
-Clients are read through the façades' read-only account on every request, so a revocation takes effect on every
-host at once; the bucket state is per process (a host behind a balancer limits its own share).
+Clients are read through the façades' read-only account, and a client found is remembered for
+`credential_cache_s` (2 s by default; 0: read on every request): a revocation takes effect on every host within
+that long. Only clients found are remembered, never a credential that failed, and a remembered client is used only
+while the clock stands within its window (a clock set back does not stretch it). The bucket state is per process
+(a host behind a balancer limits its own share).
 """
 
 import math
@@ -18,9 +21,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
 from importer.http import clients
@@ -33,6 +38,9 @@ log = get_logger(__name__)
 # RFC 6750's b64token, bounded: longer is not a token of ours and is not worth a database round trip.
 _BEARER = re.compile(r"^Bearer +([A-Za-z0-9._~+/-]{1,200}=*) *$", re.IGNORECASE)
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="stamdata"'}
+# How long a client found by its credentials is used without reading it again: the bound on how late a
+# revocation takes effect (setting credential_cache_s).
+CREDENTIAL_CACHE_S = 2.0
 BEARER_SCHEME = "bearerAuth"
 MTLS_SCHEME = "mutualTLS"
 
@@ -96,33 +104,102 @@ def retry_after(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(min(seconds, 86_400))))}
 
 
+class CredentialCache:
+    """Active clients by credential (a token's sha256, or a certificate subject), each for `ttl_s` seconds of the
+    clock from when it was read. Failed credentials are never kept: an unknown or revoked one is asked of the
+    database every time (and spends from its address's bucket). Bounded: at `limit` entries the stale ones go,
+    and if that is not enough, all."""
+
+    def __init__(self, ttl_s: float, now: Callable[[], datetime], limit: int = 10_000) -> None:
+        self.ttl = timedelta(seconds=max(0.0, ttl_s))
+        self.now = now
+        self.limit = limit
+        self._entries: dict[str, tuple[clients.Client, datetime]] = {}
+
+    def get(self, key: str) -> clients.Client | None:
+        if not self.ttl:
+            return None
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        client, read_at = found
+        if read_at <= self.now() < read_at + self.ttl:
+            return client
+        self._entries.pop(key, None)
+        return None
+
+    def put(self, key: str, client: clients.Client) -> None:
+        if not self.ttl:
+            return
+        now = self.now()
+        if len(self._entries) >= self.limit:
+            for stale in [key for key, (_, at) in list(self._entries.items()) if not at <= now < at + self.ttl]:
+                self._entries.pop(stale, None)
+            if len(self._entries) >= self.limit:
+                self._entries.clear()
+        self._entries[key] = (client, now)
+
+
+@dataclass(frozen=True)
+class _Credential:
+    """What a request presents: a bearer token or a verified certificate's subject (at most one is used)."""
+
+    token: str | None
+    subject: str | None
+
+    @property
+    def key(self) -> str:
+        return f"token:{clients.token_hash(self.token)}" if self.token is not None else f"subject:{self.subject}"
+
+
 class Access:
     """Identifies the caller of a request and checks its scope; one per app."""
 
-    def __init__(self, database: FacadeDatabase, rate_per_s: float, burst: float) -> None:
+    def __init__(self, database: FacadeDatabase, rate_per_s: float, burst: float,
+                 credential_cache_s: float = CREDENTIAL_CACHE_S) -> None:
         self.database = database
         self.clients = TokenBuckets(rate_per_s, burst)
         self.failures = TokenBuckets(rate_per_s, burst)
+        self.known = CredentialCache(credential_cache_s, lambda: database.clock.now())
 
     def identify(self, request: Request) -> Caller:
-        """The client behind a request, or `Denied` (401, or 429 when this address keeps failing)."""
-        subject = client_certificate_subject(request.scope)
-        header = request.headers.get("authorization")
-        client: clients.Client | None = None
-        if header is not None:
-            match = _BEARER.match(header)
-            if match is not None:
-                with self.database.connect() as connection:
-                    client = clients.by_token(connection, match.group(1))
-        elif subject is not None:
-            with self.database.connect() as connection:
-                client = clients.by_certificate(connection, subject)
+        """The client behind a request, or `Denied` (401, or 429 when this address keeps failing). Blocking: it
+        may read the database."""
+        credential = _credential(request)
+        client = self._remembered(credential)
+        if client is None and credential is not None:
+            client = self._read(credential)
+        return self._admit(request, credential, client)
+
+    async def identify_async(self, request: Request) -> Caller:
+        """`identify` for the event loop: a remembered client costs no thread, the database is read in one."""
+        credential = _credential(request)
+        client = self._remembered(credential)
+        if client is None and credential is not None:
+            client = await run_in_threadpool(self._read, credential)
+        return self._admit(request, credential, client)
+
+    def _remembered(self, credential: "_Credential | None") -> clients.Client | None:
+        return None if credential is None else self.known.get(credential.key)
+
+    def _read(self, credential: _Credential) -> clients.Client | None:
+        with self.database.connect() as connection:
+            if credential.token is not None:
+                client = clients.by_token(connection, credential.token)
+            else:
+                assert credential.subject is not None
+                client = clients.by_certificate(connection, credential.subject)
+        if client is not None:
+            self.known.put(credential.key, client)
+        return client
+
+    def _admit(self, request: Request, credential: "_Credential | None", client: clients.Client | None) -> Caller:
         if client is None:
             address = request.client.host if request.client is not None else "unknown"
             wait = self.failures.take(f"address:{address}")
             if wait:
                 raise Denied(429, "too many requests with failing credentials; slow down", retry_after(wait))
-            if header is None and subject is None:
+            if credential is None and request.headers.get("authorization") is None:
                 raise Denied(401, "credentials required: Authorization: Bearer <token>, or a client certificate",
                              CHALLENGE)
             raise Denied(401, "the credentials are not valid", {
@@ -144,15 +221,26 @@ class RequireScope:
         self.access = access
         self.scope = scope
 
-    def __call__(self, request: Request) -> Caller:  # sync: FastAPI runs it in a worker thread (database I/O)
+    async def __call__(self, request: Request) -> Caller:  # the database, when asked, is read in a worker thread
         try:
-            caller = self.access.identify(request)
+            caller = await self.access.identify_async(request)
         except Denied as denied:
             raise denied.as_http() from None
         if not caller.allows(self.scope):
             raise HTTPException(403, f"this client does not hold the scope {self.scope}")
         request.state.caller = caller
         return caller
+
+
+def _credential(request: Request) -> _Credential | None:
+    """The credential a request presents: with an `Authorization` header its bearer token alone (None when the
+    header is malformed), otherwise the verified client certificate's subject, if any."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        match = _BEARER.match(header)
+        return None if match is None else _Credential(match.group(1), None)
+    subject = client_certificate_subject(request.scope)
+    return None if subject is None else _Credential(None, subject)
 
 
 def caller_of(request: Request) -> Caller:

@@ -6,6 +6,7 @@ without a daemon.
 """
 
 import asyncio
+import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from importer.http import clients, dashboard
 from importer.http import feed as feeds
 from importer.http import notifications as notifications_http
 from importer.http import testdata as testdata_http
-from importer.http.access import Access, document_security, include_guarded
+from importer.http.access import CREDENTIAL_CACHE_S, Access, document_security, include_guarded
 from importer.http.audit import Auditor
 from importer.http.copy_register import replication_service
 from importer.http.database import FacadeDatabase
@@ -57,6 +58,7 @@ class FacadeServices:
     testdata: TestData | None = None  # where testdata_enabled: dump/restore/reset through the importer's accounts
     # Change notifications, through the services' writable connection to the primary (none: they answer 503).
     notifications: notifications_http.NotificationService | None = None
+    credential_cache_s: float = CREDENTIAL_CACHE_S  # a revocation takes effect within this (importer/http/access.py)
 
     def close(self) -> None:
         self.audit.close()
@@ -78,7 +80,8 @@ def facade_services(settings: Settings, database: FacadeDatabase, clock: Clock) 
     testdata = TestData(Pipeline(settings, clock), LOCK_WAIT_S) if daemon["testdata_enabled"] else None
     return FacadeServices(database, Auditor(settings.service_database_url, clock), float(daemon["rate_limit_per_s"]),
                           float(daemon["rate_limit_burst"]), idcards, testdata,
-                          notifications_http.NotificationService(settings.service_database_url, clock))
+                          notifications_http.NotificationService(settings.service_database_url, clock),
+                          float(daemon["credential_cache_s"]))
 
 
 def create_app(
@@ -107,7 +110,8 @@ def create_app(
     if facades is not None:
         scoped = include_facades(app, facades, registers)
         document_security(app, clients.known_scopes(register.name for register in registers), scoped)
-    operators = Access(facades.database, facades.rate_per_s, facades.burst) if facades is not None else None
+    operators = (Access(facades.database, facades.rate_per_s, facades.burst, facades.credential_cache_s)
+                 if facades is not None else None)
     dashboard.install(app, health, importer=importer, access=operators, metrics=metrics is not None, scoped=scoped)
     document_problems(app)
     install_access_log(app)
@@ -166,11 +170,13 @@ class WebServer:
     are checked here, so a missing or unreadable one is a ConfigurationError (exit 2) naming it.
     """
 
-    def __init__(self, app: FastAPI, listen: str, tls: TlsOptions | None = None) -> None:
+    def __init__(self, app: FastAPI, listen: str, tls: TlsOptions | None = None,
+                 sockets: list[socket.socket] | None = None) -> None:
         host, port = parse_listen(listen)
         if tls is not None:
             tls.check()
         self.listen, self.tls = listen, tls
+        self.sockets = sockets  # a listening socket bound by a parent process (serve's workers share it)
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
                                 **(tls.uvicorn_options() if tls is not None else {}))
         # Outside the main thread uvicorn leaves signal handling alone: signals belong to the daemon.
@@ -180,7 +186,7 @@ class WebServer:
 
     def _serve(self) -> None:
         try:
-            asyncio.run(self.server.serve())
+            asyncio.run(self.server.serve(sockets=self.sockets))
         except BaseException as error:  # reported by start(); the thread must not die silently
             self.error = error
 
@@ -204,7 +210,7 @@ def include_facades(app: FastAPI, services: FacadeServices, registers: Sequence[
     """The feed of every declared view (HTTP and the platform's SOAP) and every register's own look-ups, each
     behind its scope: `feed:<register>` for a view, `lookup:<register>` for a register's look-ups. Returns the
     scope of every HTTP path, for the OpenAPI document."""
-    access = Access(services.database, services.rate_per_s, services.burst)
+    access = Access(services.database, services.rate_per_s, services.burst, services.credential_cache_s)
     views = feeds.bind_views(registers)
     scoped: dict[str, str] = {}
     for view in views:

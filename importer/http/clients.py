@@ -81,19 +81,21 @@ _COLUMNS = (client_table.c.Name, client_table.c.Scopes, client_table.c.CreatedDa
             client_table.c.CertificateSubject)
 
 
+_BY_TOKEN = sa.select(*_COLUMNS, client_table.c.TokenHash).where(client_table.c.TokenHash == sa.bindparam("digest"))
+_BY_SUBJECT = sa.select(*_COLUMNS).where(client_table.c.CertificateSubject == sa.bindparam("subject"))
+
+
 def by_token(connection: sa.Connection, token: str) -> Client | None:
     """The active client this token belongs to, or None (unknown, revoked: the caller cannot tell which)."""
     digest = token_hash(token)
-    row = connection.execute(
-        sa.select(*_COLUMNS, client_table.c.TokenHash).where(client_table.c.TokenHash == digest)
-    ).first()
+    row = connection.execute(_BY_TOKEN, {"digest": digest}).first()
     if row is None or row.RevokedDate is not None or not hmac.compare_digest(row.TokenHash, digest):
         return None
     return _client(row)
 
 
 def by_certificate(connection: sa.Connection, subject: str) -> Client | None:
-    row = connection.execute(sa.select(*_COLUMNS).where(client_table.c.CertificateSubject == subject)).first()
+    row = connection.execute(_BY_SUBJECT, {"subject": subject}).first()
     if row is None or row.RevokedDate is not None:
         return None
     return _client(row)

@@ -69,6 +69,11 @@ DOWN_FOR_S = 5.0
 LAG_FRESH_S = 1.0
 # The lag read for /status and for choosing a database is bounded by this (a frozen replica must not hang it).
 PROBE_TIMEOUT_S = 5.0
+# Connections kept open to each database (per process): requests beyond it wait for one (for at most 30 s, then
+# 503), as many as the server's threads could use at once.
+POOL_SIZE = 20
+# A pooled connection is pinged before use only after this long unused (importer/db.py, create_engine).
+PING_IDLE_S = 1.0
 
 
 class _Member:
@@ -116,7 +121,7 @@ class FacadeDatabase:
     def _engine_of(self, member: _Member) -> sa.Engine:
         with self._lock:
             if member.engine is None:
-                engine = create_engine(member.url, readonly=True)
+                engine = create_engine(member.url, readonly=True, pool_size=POOL_SIZE, ping_idle_s=PING_IDLE_S)
                 sa.event.listen(engine, "connect", _read_only_session)
                 member.engine = engine
             return member.engine

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from xml.sax.saxutils import escape, quoteattr
 
 import sqlalchemy as sa
@@ -33,15 +33,17 @@ _VIEW_PATH = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)/([A-Za-z][A-Za-z0-9_-]*)/v([
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 # Characters XML 1.0 cannot carry at all, even escaped.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Everything _xml_text changes: what XML cannot carry, markup, and the carriage return.
+_XML_SPECIAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff&<>\r]")
 
 
 class BadToken(ValueError):
     """An offset that is not a token of this protocol."""
 
 
-@dataclass(frozen=True, order=True)
-class Token:
-    """A position in a feed: ModifiedDate as epoch seconds and the PID, ten digits each."""
+class Token(NamedTuple):
+    """A position in a feed: ModifiedDate as epoch seconds and the PID, ten digits each. (A tuple: a page makes
+    one per row, and ordering by (modified, pid) is the feed's order.)"""
 
     modified: int
     pid: int
@@ -140,8 +142,7 @@ def bind_views(registers: Iterable[Register]) -> list[Feed]:
     return list(feeds.values())
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     token: Token
     modified: datetime
     values: tuple[tuple[str, Any], ...]  # exposed name -> value, in view order
@@ -162,11 +163,25 @@ def read_page(connection: sa.Connection, feed: Feed, after: Token, max_records: 
         .limit(page_size(max_records))
     )
     names = [name for name, _ in feed.fields]
-    entries = []
-    for row in connection.execute(query):
-        pid, changed, *values = row
-        entries.append(Entry(Token.of(changed, int(pid)), changed, tuple(zip(names, values, strict=True))))
-    return entries
+    tokens = _Tokens()
+    return [Entry(tokens.of(row[1], row[0]), row[1], tuple(zip(names, row[2:], strict=True)))
+            for row in connection.execute(query)]
+
+
+class _Tokens:
+    """Token.of for the rows of one page, whose ModifiedDates are few (one per import): each converted once."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[datetime, int] = {}
+
+    def of(self, modified: datetime, pid: Any) -> Token:
+        seconds = self.seconds.get(modified)
+        if seconds is None:
+            seconds = self.seconds[modified] = Token.of(modified, 0).modified
+        pid = int(pid)
+        if not 0 <= pid < _LIMIT_10_DIGITS:
+            raise ValueError(f"ModifiedDate {modified} or PID {pid} does not fit a ten-digit token field")
+        return Token(seconds, pid)
 
 
 def read_head(connection: sa.Connection, feed: Feed) -> Token | None:
@@ -182,8 +197,17 @@ def read_head(connection: sa.Connection, feed: Feed) -> Token | None:
 # --- Rendering --------------------------------------------------------------------------------------------
 
 
+_RENDERED: dict[datetime, str] = {}  # a page's times are few (imports, validity dates): each rendered once
+
+
 def render_time(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%dT%H:%M:%S}Z"
+    rendered = _RENDERED.get(moment)
+    if rendered is None:
+        rendered = f"{moment:%Y-%m-%dT%H:%M:%S}Z"
+        if len(_RENDERED) >= 65_536:  # bounded; a race with another thread at worst renders one again
+            _RENDERED.clear()
+        _RENDERED[moment] = rendered
+    return rendered
 
 
 def _text(value: Any) -> str:
@@ -197,7 +221,7 @@ def _text(value: Any) -> str:
 
 
 def json_value(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
+    if value is None or value.__class__ is str or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else str(value)
@@ -205,6 +229,8 @@ def json_value(value: Any) -> Any:
 
 
 def _xml_text(value: str) -> str:
+    if _XML_SPECIAL.search(value) is None:  # most values: nothing to escape
+        return value
     # A carriage return would be folded into a line feed by every XML parser: keep it as a character reference.
     return escape(_NOT_XML.sub("\ufffd", value)).replace("\r", "&#13;")
 
@@ -239,34 +265,43 @@ def atom_feed(feed: Feed, entries: Sequence[Entry], now: datetime, links: Mappin
     ]
     parts.extend(f"<link rel={quoteattr(rel)} href={quoteattr(href)}/>" for rel, href in links.items())
     opening = f"<{feed.datatype} xmlns={quoteattr(feed.namespace)}>"
-    for entry in entries:
-        parts.append(
-            f"<entry><id>{_xml_text(feed.entry_id(entry.token))}</id><title/>"
-            f"<updated>{render_time(entry.modified)}</updated>"
-            f'<content type="application/xml">{opening}'
-        )
-        parts.extend(f"<{name}>{_xml_text(_text(value))}</{name}>" for name, value in entry.values if value is not None)
-        parts.append(f"</{feed.datatype}></content></entry>")
+    closing = f"</{feed.datatype}></content></entry>"
+    prefix = _xml_text(feed.feed_id) + "/"  # a token is digits: nothing of it needs escaping
+    append = parts.append
+    for token, modified, values in entries:
+        append(f"<entry><id>{prefix}{token}</id><title/><updated>{render_time(modified)}</updated>"
+               f'<content type="application/xml">{opening}')
+        for name, value in values:
+            if value is not None:
+                text = (value if value.__class__ is str else
+                        render_time(value) if value.__class__ is datetime else _text(value))
+                append(f"<{name}>{_xml_text(text)}</{name}>")
+        append(closing)
     parts.append("</feed>")
     return "".join(parts)
 
 
 def render_json(feed: Feed, entries: Sequence[Entry], after: Token, now: datetime) -> str:
     """The same page for clients that prefer JSON: entries with their ids, tokens and field values."""
+    prefix = feed.feed_id + "/"
+    rendered = []
+    for token, modified, values in entries:
+        text = str(token)
+        rendered.append({
+            "id": prefix + text,
+            "token": text,
+            "updated": render_time(modified),
+            # Strings (most values) and NULLs go as they are, times rendered once per page; the rest by json_value.
+            "content": {name: value if value is None or value.__class__ is str else
+                        render_time(value) if value.__class__ is datetime else json_value(value)
+                        for name, value in values},
+        })
     document = {
         "id": feed.feed_id,
         "view": feed.path,
         "updated": render_time(page_updated(entries, now)),
         "offset": str(after),
         "next": str(entries[-1].token if entries else after),
-        "entries": [
-            {
-                "id": feed.entry_id(entry.token),
-                "token": str(entry.token),
-                "updated": render_time(entry.modified),
-                "content": {name: json_value(value) for name, value in entry.values},
-            }
-            for entry in entries
-        ],
+        "entries": rendered,
     }
     return json.dumps(document, ensure_ascii=False)

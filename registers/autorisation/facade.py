@@ -7,11 +7,12 @@ exists. By person it reads `autreg2`, the snapshot of currently valid authorisat
 and date it reads the history in `Autorisation2` through its (Autorisationsnummer, ValidTo, ValidFrom) index.
 """
 
+import json
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from importer.clock import whole_seconds
@@ -20,7 +21,6 @@ from importer.http.audit import Auditor
 from importer.http.database import FacadeDatabase
 from importer.http.problems import PROBLEM, PROBLEM_RESPONSES, ProblemDetails
 from registers.autorisation import lookups
-from registers.autorisation import tables as schema
 from registers.autorisation.parser import EDUCATION
 
 AUTHORISATION_SYSTEM = "urn:oid:1.2.208.176.1.3"
@@ -54,15 +54,6 @@ class AuthorisationAt(Authorisation):
     at: str = Field(description="The moment asked about (UTC)")
     validFrom: str
     validTo: str = Field(description="2999-12-31T00:00:00Z while open")
-
-
-def _identifier(system: str, value: str) -> Identifier:
-    return Identifier(system=system, value=value)
-
-
-def _authorisation(number: str, education: str, given: str, surname: str) -> Authorisation:
-    return Authorisation(identifier=_identifier(AUTHORISATION_SYSTEM, number), educationCode=education,
-                         educationName=EDUCATION.get(education), givenName=given, surname=surname)
 
 
 def _time(moment: datetime) -> str:
@@ -108,20 +99,20 @@ def router(database: FacadeDatabase, audit: Auditor) -> APIRouter:
                                 "educationCode": "7170", "educationName": "Læge", "givenName": "Anne Marie",
                                 "surname": "Jensen"}]}}}}},
     )
-    def person(
+    async def person(
         request: Request,
         cpr: Annotated[str, Path(pattern=CPR_PATTERN, description="CPR number, 10 digits", examples=["0101801234"])],
-    ) -> PersonAuthorisations:
-        with database.connect() as connection:
-            found = lookups.person(connection, cpr)
-        audit.record(caller_of(request).name, cpr, PERSON_ENDPOINT)  # an unknown person too: it was looked up
-        return PersonAuthorisations(
-            person=_identifier(CPR_SYSTEM, cpr),
-            givenName=found.given_name,
-            surname=found.surname,
-            authorisations=[_authorisation(item.number, item.education_code, item.given_name, item.surname)
-                            for item in found.authorisations],
-        )
+    ) -> Response:
+        found = await run_in_threadpool(_person, database, cpr)
+        # An unknown person too: it was looked up. Answered only once the row is committed.
+        await audit.record_async(caller_of(request).name, cpr, PERSON_ENDPOINT)
+        return _json({
+            "person": _identifier_json(CPR_SYSTEM, cpr),
+            "givenName": found.given_name,
+            "surname": found.surname,
+            "authorisations": [_authorisation_json(item.number, item.education_code, item.given_name, item.surname)
+                               for item in found.authorisations],
+        })
 
     @api.get(
         "/authorisations/{autorisationsnummer}",
@@ -138,30 +129,53 @@ def router(database: FacadeDatabase, audit: Auditor) -> APIRouter:
                 "validFrom": "2026-11-20T00:00:00Z", "validTo": "2999-12-31T00:00:00Z"}}}},
         },
     )
-    def authorisation(
+    async def authorisation(
         request: Request,
         autorisationsnummer: Annotated[str, Path(
             pattern=NUMBER_PATTERN, description="5 characters [0-9A-Z]", examples=["0A1B2"])],
         at: Annotated[datetime | date | None, Query(
             description="A date (yyyy-MM-dd: its first second, UTC) or an ISO 8601 date-time; default now",
             examples=["2026-11-21"])] = None,
-    ) -> AuthorisationAt:
+    ) -> Response:
         moment = moment_of(at, database.clock.now())
-        table = schema.autorisation2.c
-        with database.connect() as connection:
-            row = connection.execute(
-                sa.select(table.Autorisationsnummer, table.CPR, table.Fornavn, table.Efternavn, table.UddannelsesKode,
-                          table.ValidFrom, table.ValidTo)
-                .where(table.Autorisationsnummer == autorisationsnummer, table.ValidFrom <= moment,
-                       table.ValidTo > moment)
-                .order_by(table.ValidFrom.desc())
-                .limit(1)
-            ).first()
+        row = await run_in_threadpool(_authorisation_at, database, autorisationsnummer, moment)
         if row is None:
             raise HTTPException(404, f"no authorisation {autorisationsnummer} valid at {_time(moment)}")
-        audit.record(caller_of(request).name, row.CPR, AUTHORISATION_ENDPOINT)
-        found = _authorisation(row.Autorisationsnummer, row.UddannelsesKode, row.Fornavn, row.Efternavn)
-        return AuthorisationAt(**found.model_dump(), person=_identifier(CPR_SYSTEM, row.CPR), at=_time(moment),
-                               validFrom=_time(row.ValidFrom), validTo=_time(row.ValidTo))
+        await audit.record_async(caller_of(request).name, row.CPR, AUTHORISATION_ENDPOINT)
+        return _json({
+            **_authorisation_json(row.Autorisationsnummer, row.UddannelsesKode, row.Fornavn, row.Efternavn),
+            "person": _identifier_json(CPR_SYSTEM, row.CPR),
+            "at": _time(moment),
+            "validFrom": _time(row.ValidFrom),
+            "validTo": _time(row.ValidTo),
+        })
 
     return api
+
+
+# The answers are written as the models above describe them (the OpenAPI document is generated from the models;
+# tests/http/test_lookups_http.py compares whole answers, schemathesis checks them against the document), without
+# building and validating the models on every request.
+
+def _json(document: dict[str, Any]) -> Response:
+    return Response(json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+                    media_type="application/json")
+
+
+def _identifier_json(system: str, value: str) -> dict[str, str]:
+    return {"system": system, "value": value}
+
+
+def _authorisation_json(number: str, education: str, given: str, surname: str) -> dict[str, Any]:
+    return {"identifier": _identifier_json(AUTHORISATION_SYSTEM, number), "educationCode": education,
+            "educationName": EDUCATION.get(education), "givenName": given, "surname": surname}
+
+
+def _person(database: FacadeDatabase, cpr: str) -> lookups.Person:
+    with database.connect() as connection:
+        return lookups.person(connection, cpr)
+
+
+def _authorisation_at(database: FacadeDatabase, number: str, moment: datetime) -> Any:
+    with database.connect() as connection:
+        return lookups.authorisation_at(connection, number, moment)

@@ -3,6 +3,8 @@ the two can never disagree about who holds which authorisation.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -34,15 +36,35 @@ class Person:
     authorisations: tuple[ValidAuthorisation, ...]
 
 
+# Built once: a statement built per request costs more in SQLAlchemy (its cache key) than the query in the database.
+_PERSON = (
+    sa.select(schema.autreg2.c.aut_id, schema.autreg2.c.edu_id, schema.autreg2.c.given_name,
+              schema.autreg2.c.surname)
+    .where(schema.autreg2.c.cpr == sa.bindparam("cpr"))
+    .order_by(schema.autreg2.c.aut_id)
+)
+_AT: sa.BindParameter[datetime] = sa.bindparam("at")
+_AUTHORISATION_AT = (
+    sa.select(schema.autorisation2.c.Autorisationsnummer, schema.autorisation2.c.CPR, schema.autorisation2.c.Fornavn,
+              schema.autorisation2.c.Efternavn, schema.autorisation2.c.UddannelsesKode,
+              schema.autorisation2.c.ValidFrom, schema.autorisation2.c.ValidTo)
+    .where(schema.autorisation2.c.Autorisationsnummer == sa.bindparam("number"),
+           schema.autorisation2.c.ValidFrom <= _AT, schema.autorisation2.c.ValidTo > _AT)
+    .order_by(schema.autorisation2.c.ValidFrom.desc())
+    .limit(1)
+)
+
+
 def person(connection: sa.Connection, cpr: str) -> Person:
     """From `autreg2`, the snapshot of currently valid authorisations indexed by CPR."""
-    table = schema.autreg2.c
-    rows = connection.execute(
-        sa.select(table.aut_id, table.edu_id, table.given_name, table.surname)
-        .where(table.cpr == cpr)
-        .order_by(table.aut_id)
-    ).all()
+    rows = connection.execute(_PERSON, {"cpr": cpr}).all()
     found = tuple(ValidAuthorisation(row.aut_id, row.edu_id, row.given_name, row.surname) for row in rows)
     # The names of a person: those of the first authorisation with a surname (replacement numbers have none).
     named = next((item for item in found if item.surname), found[0] if found else None)
     return Person(cpr, named.given_name if named else "", named.surname if named else "", found)
+
+
+def authorisation_at(connection: sa.Connection, number: str, at: datetime) -> Any:
+    """The version of authorisation `number` valid at `at` (its newest, should versions overlap), from
+    `Autorisation2` through its (Autorisationsnummer, ValidTo, ValidFrom) index."""
+    return connection.execute(_AUTHORISATION_AT, {"number": number, "at": at}).first()

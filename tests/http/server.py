@@ -16,6 +16,7 @@ import httpx
 from importer.clock import Clock, SystemClock
 from importer.db import create_engine
 from importer.http import clients
+from importer.http.access import CREDENTIAL_CACHE_S
 from importer.http.app import FacadeServices, WebServer, create_app
 from importer.http.audit import Auditor
 from importer.http.database import FacadeDatabase
@@ -69,7 +70,7 @@ def import_sample(databases: Databases, directory: Path) -> None:
 @contextmanager
 def serve(databases: Databases, facade_url: str | None = None, clock: Clock | None = None,
           rate: tuple[float, float] = (1000.0, 1000.0), idcards: IdCardVerifier | None = None,
-          testdata: bool = False) -> Iterator[Served]:
+          testdata: bool = False, credential_cache_s: float = CREDENTIAL_CACHE_S) -> Iterator[Served]:
     """uvicorn in a thread (the daemon's WebServer), so requests cross a real socket and the real ASGI stack.
 
     The databases are migrated and hold a client with every scope, whose token the httpx client sends."""
@@ -86,7 +87,7 @@ def serve(databases: Databases, facade_url: str | None = None, clock: Clock | No
     audit = Auditor(settings.service_database_url, clock)
     services = FacadeServices(facades, audit, rate[0], rate[1], idcards,
                               TestData(Pipeline(settings, clock), 30) if testdata else None,
-                              NotificationService(settings.service_database_url, clock))
+                              NotificationService(settings.service_database_url, clock), credential_cache_s)
     health = HealthChecker(settings, registers, clock)
     port = free_port()
     server = WebServer(create_app(health, None, services, list(registers.values())), f"127.0.0.1:{port}")
@@ -103,7 +104,7 @@ def serve(databases: Databases, facade_url: str | None = None, clock: Clock | No
 
 
 @contextmanager
-def serve_process(databases: Databases, log_dir: Path, **extra: str) -> Iterator[tuple[str, Path]]:
+def serve_process(databases: Databases, log_dir: Path, wait_s: float = 30, **extra: str) -> Iterator[tuple[str, Path]]:
     """`stamdata-importer serve` as an operator runs it: a subprocess, answering; stopped with SIGTERM, which
     must end it with exit 0. Its output goes into pytest's capture (the suite-wide personal-data scan reads it)."""
     port = free_port()
@@ -122,7 +123,7 @@ def serve_process(databases: Databases, log_dir: Path, **extra: str) -> Iterator
                 assert process.poll() is None, log_path.read_text()
                 return False
 
-        wait_for(answers, 30, "serve to answer")
+        wait_for(answers, wait_s, "serve to answer")
         yield base, log_path
     finally:
         process.send_signal(signal.SIGTERM)

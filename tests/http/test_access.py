@@ -13,8 +13,10 @@ import zeep
 
 from importer.db import create_engine
 from importer.http import clients
+from importer.http.access import CREDENTIAL_CACHE_S
 from importer.http.audit import audit_table
 from tests.conftest import Databases, _sqlite_databases, run_cli
+from tests.daemon.clock import ManualClock
 from tests.http.server import Served, import_sample, serve
 from tests.http.test_soap_replication import PATH as REPLICATION
 from tests.http.test_soap_replication import Soap
@@ -70,18 +72,44 @@ def test_a_malformed_or_unknown_credential_is_401_without_a_hint(sample: Served,
     assert malformed == unknown, "a malformed header and an unknown token look alike"
 
 
-def test_a_revoked_token_is_refused_at_once_and_answered_as_an_unknown_one(sample: Served) -> None:
-    token = sample.add_client("to-be-revoked", "feed:autorisation")
-    headers = {"Authorization": f"Bearer {token}"}
-    path = ENDPOINTS[0][0]
-    assert httpx.get(f"{sample.base}{path}", headers=headers).status_code == 200
-    engine = create_engine(sample.databases.production_url)
+def _revoke(databases: Databases, name: str) -> None:
+    engine = create_engine(databases.production_url)
     with engine.begin() as connection:
-        assert clients.revoke(connection, "to-be-revoked", datetime(2026, 12, 2))
+        assert clients.revoke(connection, name, datetime(2026, 12, 2))
     engine.dispose()
-    revoked = _problem(httpx.get(f"{sample.base}{path}", headers=headers), 401)
-    unknown = _problem(httpx.get(f"{sample.base}{path}", headers={"Authorization": "Bearer stm_unknown"}), 401)
-    assert revoked == unknown
+
+
+def test_a_revoked_token_is_refused_within_the_documented_bound_and_answered_as_an_unknown_one(
+        tmp_path: Path) -> None:
+    databases = _sqlite_databases(tmp_path)
+    import_sample(databases, tmp_path / "drops")
+    clock = ManualClock(datetime(2026, 12, 2, 12, 0, 0))
+    path = ENDPOINTS[0][0]
+    with serve(databases, clock=clock) as served:
+        token = served.add_client("to-be-revoked", "feed:autorisation")
+        headers = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{served.base}{path}", headers=headers).status_code == 200  # read now, remembered
+        _revoke(databases, "to-be-revoked")
+        clock.advance(CREDENTIAL_CACHE_S - 1)
+        assert httpx.get(f"{served.base}{path}", headers=headers).status_code == 200, "remembered within the bound"
+        clock.advance(-3600)  # a clock set back does not stretch the bound: the client is read again
+        _problem(httpx.get(f"{served.base}{path}", headers=headers), 401)
+        clock.advance(3600 + 1)
+        revoked = _problem(httpx.get(f"{served.base}{path}", headers=headers), 401)
+        unknown = _problem(httpx.get(f"{served.base}{path}", headers={"Authorization": "Bearer stm_unknown"}), 401)
+        assert revoked == unknown
+
+
+def test_without_the_credential_cache_a_revoked_token_is_refused_at_once(tmp_path: Path) -> None:
+    databases = _sqlite_databases(tmp_path)
+    import_sample(databases, tmp_path / "drops")
+    path = ENDPOINTS[0][0]
+    with serve(databases, credential_cache_s=0) as served:
+        token = served.add_client("to-be-revoked", "feed:autorisation")
+        headers = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{served.base}{path}", headers=headers).status_code == 200
+        _revoke(databases, "to-be-revoked")
+        _problem(httpx.get(f"{served.base}{path}", headers=headers), 401)
 
 
 def test_the_wrong_scope_is_403_and_the_right_one_answers(sample: Served) -> None:

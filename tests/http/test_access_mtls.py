@@ -32,7 +32,9 @@ def test_a_client_certificate_registered_for_a_client_is_its_credential(sqlite_d
     port = free_port()
     environment = {key: value for key, value in os.environ.items() if not key.startswith("STAMDATA_")}
     environment.update(env, STAMDATA_LISTEN=f"127.0.0.1:{port}", STAMDATA_TLS_CERTIFICATE=str(server.certificate),
-                       STAMDATA_TLS_KEY=str(server.key), STAMDATA_TLS_CLIENT_CA=str(authority.path))
+                       STAMDATA_TLS_KEY=str(server.key), STAMDATA_TLS_CLIENT_CA=str(authority.path),
+                       # The revocation below is seen at once (test_access.py tests the cache's bound by the clock).
+                       STAMDATA_CREDENTIAL_CACHE_S="0")
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "importer", "serve"], env=environment, cwd=REPO,
