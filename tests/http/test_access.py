@@ -257,10 +257,13 @@ def test_clients_are_managed_from_the_cli_tokens_shown_once_and_stored_as_hashes
     assert token not in repr(stored) and clients.token_hash(token) in repr(stored)
 
     import_sample(sqlite_databases, tmp_path / "drops")
-    with serve(sqlite_databases) as served:
+    clock = ManualClock(datetime(2026, 12, 2, 12, 0, 0))
+    with serve(sqlite_databases, clock=clock) as served:
         headers = {"Authorization": f"Bearer {token}"}
         assert httpx.get(f"{served.base}/autorisation/v1/persons/0101801234", headers=headers).status_code == 200
         assert run_cli("clients", "revoke", "gp-system", env=env).stdout.strip() == "client gp-system revoked"
+        # Refused once the credential cache's bound has passed (by the server's clock, not by how fast the CLI ran).
+        clock.advance(CREDENTIAL_CACHE_S + 1)
         assert httpx.get(f"{served.base}/autorisation/v1/persons/0101801234", headers=headers).status_code == 401
     assert "revoked" in run_cli("clients", "list", env=env).stdout
 
