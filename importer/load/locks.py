@@ -55,6 +55,24 @@ class _Handle(Protocol):
     def alive(self) -> bool: ...
 
 
+def lock_file(path: Path, wait_s: float, mode: int, poll_s: float = _POLL_S) -> int | None:
+    """An exclusive flock on `path` (created with `mode`), waiting up to `wait_s`: the open descriptor, whose closing
+    releases it, or None when another holder kept it that long. flock belongs to the open file, so it excludes other
+    threads of this process as well as other processes, and the kernel drops it with a process that dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return descriptor
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(descriptor)
+                return None
+            time.sleep(poll_s)
+
+
 class _FileHandle:
     def __init__(self, descriptor: int) -> None:
         self.descriptor = descriptor
@@ -201,18 +219,10 @@ class RegisterLocks:
         return handle
 
     def _acquire_file(self, path: Path, register: str, wait_s: float) -> _Handle:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return _FileHandle(descriptor)
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(descriptor)
-                    raise RegisterBusy(f"another importer is working on register {register}") from None
-                time.sleep(_POLL_S)
+        descriptor = lock_file(path, wait_s, 0o640)
+        if descriptor is None:
+            raise RegisterBusy(f"another importer is working on register {register}")
+        return _FileHandle(descriptor)
 
     def _acquire_memory(self, register: str, wait_s: float) -> _Handle:
         with self._guard:

@@ -11,10 +11,8 @@ one's stamp found the version row already moved ("expected to match one row ... 
 """
 
 import contextlib
-import fcntl
 import functools
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from alembic.util import CommandError
 
 from importer.db import MYSQL_TABLE_OPTIONS, DateTimeSeconds, get_lock, is_mysql, table_exists
 from importer.errors import InfrastructureError
+from importer.load.locks import lock_file
 from migrations import LOCATION
 
 LOCK_NAME = "stamdata_migrations"
@@ -86,19 +85,10 @@ def _sqlite_migration_lock(engine: sa.Engine) -> Iterator[None]:
     if is_mysql(engine) or not database or database == ":memory:" or database.startswith("file:"):
         yield
         return
-    path = Path(f"{database}.migrations.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    descriptor = lock_file(Path(f"{database}.migrations.lock"), LOCK_TIMEOUT_S, 0o600, _FILE_LOCK_POLL_S)
+    if descriptor is None:
+        raise InfrastructureError("another process holds the migration lock")
     try:
-        deadline = time.monotonic() + LOCK_TIMEOUT_S
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise InfrastructureError("another process holds the migration lock") from None
-                time.sleep(_FILE_LOCK_POLL_S)
         yield
     finally:
         os.close(descriptor)  # releases the flock
