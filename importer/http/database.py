@@ -109,15 +109,6 @@ class FacadeDatabase:
         """The first database's engine (the only one, unless several are configured)."""
         return self._engine_of(self._members[0])
 
-    @property
-    def _engine(self) -> sa.Engine | None:
-        """The first database's engine, if made (tests put one in place to play a defect)."""
-        return self._members[0].engine
-
-    @_engine.setter
-    def _engine(self, engine: sa.Engine | None) -> None:
-        self._members[0].engine = engine
-
     def _engine_of(self, member: _Member) -> sa.Engine:
         with self._lock:
             if member.engine is None:

@@ -155,7 +155,7 @@ def test_a_sqlite_engine_that_could_write_is_caught(sqlite_databases: Databases)
     """If a change ever opened the façades' SQLite file for writing, the start-up check would say so."""
     prepare(sqlite_databases)
     facades = FacadeDatabase(sqlite_databases.production_url)
-    facades._engine = create_engine(sqlite_databases.production_url)  # what the façades must never get
+    facades._members[0].engine = create_engine(sqlite_databases.production_url)  # what the façades must never get
     try:
         with pytest.raises(UsageError, match=r"can write .*a table could be created"):
             facades.check_cannot_write(False)
