@@ -8,8 +8,9 @@ import contextlib
 import math
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,28 @@ def _cached(convert: Any, limit: int = 65_536) -> Any:
         return found
 
     return cached
+
+
+class LazyEngine:
+    """An engine made by `make` on first use, so that an unreachable database fails that use (a 503, a retry) rather
+    than the start; thread-safe. `dispose` closes its connections, and the next use makes a new one."""
+
+    def __init__(self, make: Callable[[], sa.Engine]) -> None:
+        self._make = make
+        self._engine: sa.Engine | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> sa.Engine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = self._make()
+            return self._engine
+
+    def dispose(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
 
 
 def get_lock(connection: sa.Connection, name: str, wait_s: float) -> bool:

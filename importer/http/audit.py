@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from importer.clock import Clock, SystemClock
-from importer.db import MYSQL_TABLE_OPTIONS, DateTimeSeconds, PidType, create_engine
+from importer.db import MYSQL_TABLE_OPTIONS, DateTimeSeconds, LazyEngine, PidType, create_engine
 from importer.http.clients import metadata
 
 audit_table = sa.Table(
@@ -57,17 +57,11 @@ class Auditor:
     def __init__(self, url: str, clock: Clock | None = None) -> None:
         self.url = url
         self.clock = clock or SystemClock()
-        self._engine: sa.Engine | None = None
+        # One writer, one connection; pinged only after a pause (a failed commit is a 503 anyway).
+        self._engine = LazyEngine(lambda: create_engine(self.url, pool_size=1, ping_idle_s=1.0))
         self._lock = threading.Lock()
         # The writer thread and its queue (each writer its own: close() ends exactly the one it stops).
         self._writer: tuple[threading.Thread, queue.SimpleQueue[_Pending | None]] | None = None
-
-    def _get_engine(self) -> sa.Engine:
-        with self._lock:
-            if self._engine is None:
-                # One writer, one connection; pinged only after a pause (a failed commit is a 503 anyway).
-                self._engine = create_engine(self.url, pool_size=1, ping_idle_s=1.0)
-            return self._engine
 
     def record(self, client: str, cprs: list[str] | str, endpoint: str) -> None:
         """One row per person the answer names; returns once they are committed (raises if they cannot be)."""
@@ -122,7 +116,7 @@ class Auditor:
 
     def _commit(self, batch: "list[_Pending]") -> None:
         try:
-            with self._get_engine().begin() as connection:
+            with self._engine.get().begin() as connection:
                 connection.execute(audit_table.insert(), [row for pending in batch for row in pending.rows])
         except BaseException as error:  # every look-up of the batch fails: none of them is answered
             for pending in batch:
@@ -139,10 +133,7 @@ class Auditor:
                 writer[1].put(None)
         if writer is not None:
             writer[0].join()
-        with self._lock:
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
+        self._engine.dispose()
 
 
 class _Pending(Future[None]):

@@ -12,7 +12,6 @@ import itertools
 import math
 import re
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 from importer.clock import Clock, SystemClock
 from importer.config import split_urls
-from importer.db import create_engine
+from importer.db import LazyEngine, create_engine
 from importer.errors import UsageError
 from importer.load import heartbeat
 from importer.logs import get_logger
@@ -82,8 +81,10 @@ class _Member:
     def __init__(self, url: str) -> None:
         self.url = url
         self.shown = make_url(url).render_as_string(hide_password=True)
-        self.engine: sa.Engine | None = None
-        self.probe: sa.Engine | None = None  # with timeouts: the lag read for /status and for choosing
+        self.engine = LazyEngine(lambda: _read_only(create_engine(url, readonly=True, pool_size=POOL_SIZE,
+                                                                   ping_idle_s=PING_IDLE_S)))
+        # With timeouts: the lag read for /status and for choosing.
+        self.probe = LazyEngine(lambda: _read_only(create_engine(url, readonly=True, timeout_s=PROBE_TIMEOUT_S)))
         self.down_until = 0.0
         self.lag: Lag | None = None
         self.lag_read_at = -math.inf
@@ -103,19 +104,10 @@ class FacadeDatabase:
         self.max_lag_s = max_lag_s
         self._members = [_Member(member) for member in self.urls]
         self._turn = itertools.count()
-        self._lock = threading.Lock()
 
     def engine(self) -> sa.Engine:
         """The first database's engine (the only one, unless several are configured)."""
-        return self._engine_of(self._members[0])
-
-    def _engine_of(self, member: _Member) -> sa.Engine:
-        with self._lock:
-            if member.engine is None:
-                engine = create_engine(member.url, readonly=True, pool_size=POOL_SIZE, ping_idle_s=PING_IDLE_S)
-                sa.event.listen(engine, "connect", _read_only_session)
-                member.engine = engine
-            return member.engine
+        return self._members[0].engine.get()
 
     @contextmanager
     def connect(self) -> Iterator[sa.Connection]:
@@ -133,7 +125,7 @@ class FacadeDatabase:
         answered = False
         for member in self._order():
             try:
-                connection = self._engine_of(member).connect()
+                connection = member.engine.get().connect()
             except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
                 if len(self._members) == 1:
                     raise
@@ -189,12 +181,7 @@ class FacadeDatabase:
         if make_url(member.url).get_backend_name() == "sqlite":
             return Lag(member.shown, None, measured=False)
         try:
-            with self._lock:
-                if member.probe is None:
-                    member.probe = create_engine(member.url, readonly=True, timeout_s=PROBE_TIMEOUT_S)
-                    sa.event.listen(member.probe, "connect", _read_only_session)
-                probe = member.probe
-            with probe.connect() as connection:
+            with member.probe.get().connect() as connection:
                 beat = heartbeat.newest(connection)
                 connection.rollback()
         except (sa.exc.SQLAlchemyError, OSError) as error:
@@ -205,12 +192,9 @@ class FacadeDatabase:
         return Lag(member.shown, max(0.0, (self.clock.now() - beat).total_seconds()), beat)
 
     def close(self) -> None:
-        with self._lock:
-            for member in self._members:
-                for engine in (member.engine, member.probe):
-                    if engine is not None:
-                        engine.dispose()
-                member.engine = member.probe = None
+        for member in self._members:
+            member.engine.dispose()
+            member.probe.dispose()
 
     def check_cannot_write(self, allow_writable: bool) -> None:
         """Refuse to serve (UsageError, exit 2) through an account that can write, unless `allow_writable` says
@@ -261,7 +245,7 @@ class FacadeDatabase:
     def _sqlite_writes(self, member: _Member) -> list[str]:
         """Write through the façades' own engine with the session flag off, in a transaction rolled back anyway:
         it must fail because the file is open read-only, so a change that breaks that opening is caught here."""
-        with self._engine_of(member).connect() as connection:
+        with member.engine.get().connect() as connection:
             try:
                 connection.exec_driver_sql("PRAGMA busy_timeout = 0")  # a writer's lock must not make us wait
                 connection.exec_driver_sql("PRAGMA query_only = OFF")
@@ -519,6 +503,12 @@ def writable_grants(lines: list[str], database: str | None) -> list[str]:
         if grant.with_option:
             reasons.append(f"{grant.with_option} on {where if grant.privileges else 'its roles'}")
     return list(dict.fromkeys(reasons))
+
+
+def _read_only(engine: sa.Engine) -> sa.Engine:
+    """Every connection of `engine` opens a read-only session (importer/http/database.py's account rule)."""
+    sa.event.listen(engine, "connect", _read_only_session)
+    return engine
 
 
 def _read_only_session(dbapi_connection: Any, _: Any) -> None:

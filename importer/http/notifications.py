@@ -12,7 +12,6 @@ connection to the primary (a `serve` on a replica whose service database is read
 """
 
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from lxml import etree
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StringConstraints, WithJsonSchema
 
 from importer.clock import Clock, SystemClock, whole_seconds
-from importer.db import create_engine, is_mysql, table_exists
+from importer.db import LazyEngine, create_engine, is_mysql, table_exists
 from importer.http.access import caller_of
 from importer.http.problems import PROBLEM, ProblemDetails
 from importer.load import subscriptions as store
@@ -63,9 +62,8 @@ class NotificationService:
     def __init__(self, url: str | None, clock: Clock | None = None) -> None:
         self.url = url
         self.clock = clock or SystemClock()
-        self._engine: sa.Engine | None = None
+        self._engine = LazyEngine(lambda: create_engine(url or ""))
         self._checked_at = -1e9
-        self._lock = threading.Lock()
 
     def now(self) -> datetime:
         return whole_seconds(self.clock.now())
@@ -74,10 +72,7 @@ class NotificationService:
         if self.url is None:
             raise Unwritable("this host has no connection to the primary for the notification service (set "
                              "service_url to the services' account on the primary)")
-        with self._lock:
-            if self._engine is None:
-                self._engine = create_engine(self.url)
-            engine = self._engine
+        engine = self._engine.get()
         if time.monotonic() - self._checked_at > WRITABLE_CHECK_S:
             self._check(engine)
             self._checked_at = time.monotonic()
@@ -110,10 +105,7 @@ class NotificationService:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        with self._lock:
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
+        self._engine.dispose()
 
 
 def _shown(url: str | None) -> str:

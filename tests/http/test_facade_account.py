@@ -15,7 +15,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import make_url
 
-from importer.db import create_engine
+from importer.db import LazyEngine, create_engine
 from importer.errors import UsageError
 from importer.http.database import FacadeDatabase, parse_grant, writable_grants
 from importer.load.pipeline import Pipeline
@@ -155,7 +155,8 @@ def test_a_sqlite_engine_that_could_write_is_caught(sqlite_databases: Databases)
     """If a change ever opened the façades' SQLite file for writing, the start-up check would say so."""
     prepare(sqlite_databases)
     facades = FacadeDatabase(sqlite_databases.production_url)
-    facades._members[0].engine = create_engine(sqlite_databases.production_url)  # what the façades must never get
+    # What the façades must never get: an engine that opens the file for writing.
+    facades._members[0].engine = LazyEngine(lambda: create_engine(sqlite_databases.production_url))
     try:
         with pytest.raises(UsageError, match=r"can write .*a table could be created"):
             facades.check_cannot_write(False)
