@@ -417,7 +417,7 @@ class Daemon:
                     inbox.prepare(self.settings.inbox, name)
             except OSError as error:
                 raise InfrastructureError(f"cannot prepare the inbox {self.settings.inbox}: {error}") from error
-            watcher = InboxWatcher(self.settings.inbox, self.options.watch_mode, self._wake, self._moved_in)
+            watcher = InboxWatcher(self.settings.inbox, self.options.watch_mode, self.wake, self._moved_in)
             watcher.start()
             pipeline = self._start_pipeline(health)
             if pipeline is None:
@@ -543,10 +543,7 @@ class Daemon:
         return explain_queue(self.settings.inbox, register, lambda _entry: STARTING)
 
     def wake(self, register: str) -> None:
-        """The operator's page unlocked the register: look at its inbox now."""
-        self._wake(register)
-
-    def _wake(self, register: str) -> None:
+        """Look at the register's inbox now (a watched event there; the operator's page unlocked it)."""
         worker = self.workers.get(register)
         if worker is not None:
             worker.wake.set()
