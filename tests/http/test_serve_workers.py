@@ -1,6 +1,8 @@
 """`serve` with several worker processes (`http_workers`): one listening socket, the same answers from every
 worker, every look-up audited, and a clean stop on SIGTERM."""
 
+import asyncio
+import socket
 import time
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 
 from importer.config import load_settings
 from importer.errors import UsageError
+from importer.http.serve import listening_socket
 from tests.conftest import Databases
 from tests.http.server import add_client, import_sample, serve_process
 from tests.http.test_audit_group_commit import _rows
@@ -42,3 +45,29 @@ def test_two_workers_give_the_same_answers_and_audit_every_look_up(sqlite_databa
 def test_http_workers_is_a_whole_number_from_1_to_64(value: str) -> None:
     with pytest.raises(UsageError, match=r"(?i)http_workers"):
         load_settings(None, {"STAMDATA_HTTP_WORKERS": value})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_the_workers_socket_gives_connections_without_nagle(host: str) -> None:
+    """asyncio turns Nagle's algorithm off only on connections of a socket that says IPPROTO_TCP; without it an
+    answer written as head then body waited for the client's delayed ACK (about 40 ms a request)."""
+    listener = listening_socket(host, 0)
+    seen: list[int] = []
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            seen.append(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    async def accept_one() -> None:
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        async with server:
+            port = listener.getsockname()[1]
+            _reader, writer = await asyncio.open_connection(listener.getsockname()[0], port)
+            while not seen:
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(asyncio.wait_for(accept_one(), 10))
+    assert listener.proto == socket.IPPROTO_TCP
+    assert seen == [1]
