@@ -53,7 +53,8 @@ LOCK_POLL_S = 5
 
 
 def create_engine(url: str, *, readonly: bool = False, timeout_s: float | None = None,
-                  pool_size: int | None = None, ping_idle_s: float | None = None) -> sa.Engine:
+                  pool_size: int | None = None, ping_idle_s: float | None = None,
+                  autocommit: bool = False) -> sa.Engine:
     """An engine whose transactions behave the same on SQLite and MariaDB.
 
     `timeout_s` bounds every round trip to a database server (connect, send, wait for an answer) and the wait
@@ -67,12 +68,16 @@ def create_engine(url: str, *, readonly: bool = False, timeout_s: float | None =
     one the server dropped meanwhile is replaced instead of failing a request. With `ping_idle_s` only those
     unused for longer are pinged: a connection in constant use has just proven itself, and if the server went
     away since, the failed statement invalidates the pool and the next request reconnects.
+
+    `autocommit` sessions run each statement as its own transaction: for readers of one statement at a time
+    (the façades' look-ups), which then need no ROLLBACK afterwards (with `ping_idle_s`, none is sent).
+    SQLite's connections are in that mode outside SQLAlchemy's transactions already.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, readonly)
     if parsed.get_backend_name() in {"mysql", "mariadb"}:
-        return _mysql_engine(parsed, readonly, timeout_s, pool_size, ping_idle_s)
+        return _mysql_engine(parsed, readonly, timeout_s, pool_size, ping_idle_s, autocommit)
     raise InfrastructureError(f"unsupported database URL scheme {parsed.drivername!r} (use sqlite or mysql+pymysql)")
 
 
@@ -110,14 +115,14 @@ def _sqlite_engine(url: sa.URL, readonly: bool) -> sa.Engine:
 
 
 def _mysql_engine(url: sa.URL, readonly: bool, timeout_s: float | None, pool_size: int | None,
-                  ping_idle_s: float | None) -> sa.Engine:
+                  ping_idle_s: float | None, autocommit: bool) -> sa.Engine:
     query = dict(url.query)
     query.setdefault("charset", "utf8mb4")
     url = url.set(query=query)
     connect_args: dict[str, Any] = {"local_infile": True, "connect_timeout": CONNECT_TIMEOUT_S}
     if readonly and url.get_driver_name() == "pymysql":
         connect_args["conv"] = _read_conversions()
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if pool_size is not None:
         options.update(pool_size=pool_size, max_overflow=0)
     if timeout_s is not None:
@@ -140,7 +145,8 @@ def _mysql_engine(url: sa.URL, readonly: bool, timeout_s: float | None, pool_siz
 def _lean_pool(engine: sa.Engine, idle_s: float) -> None:
     """The pool's pre-ping for connections given back more than `idle_s` ago only (see create_engine), and its
     reset (a ROLLBACK when a connection is given back) only where the last statement was not already followed by
-    a rollback or commit: a request that rolled back its transaction itself would otherwise send two."""
+    a rollback or commit (a request that rolled back its transaction itself would otherwise send two) and the
+    server did not say that no transaction is open."""
 
     @sa.event.listens_for(engine, "checkout")
     def _taken(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
@@ -164,10 +170,27 @@ def _lean_pool(engine: sa.Engine, idle_s: float) -> None:
 
     @sa.event.listens_for(engine, "reset")
     def _reset(dbapi_connection: Any, record: Any, state: Any) -> None:
-        if not state.terminate_only and record.info.get("unfinished", True):
+        unfinished = record.info.get("unfinished", True)
+        if not state.terminate_only and unfinished and _may_be_in_transaction(dbapi_connection):
             dbapi_connection.rollback()
         record.info["unfinished"] = False
         record.info["returned_at"] = time.monotonic()
+
+
+def _may_be_in_transaction(dbapi_connection: Any) -> bool:
+    """False only for an autocommit session whose last answer from the server said no transaction is open.
+
+    PyMySQL keeps the status flags of the server's last OK or EOF packet. In autocommit mode a transaction is
+    open only after an explicit BEGIN, whose answer sets the flag; an error answer leaves the flags as they
+    were, and no error opens a transaction in that mode. Outside autocommit the flags can be stale after an
+    error (a failed first statement may have opened one), so a ROLLBACK is always sent there.
+    """
+    from pymysql.constants import SERVER_STATUS
+
+    status = getattr(dbapi_connection, "server_status", None)
+    if not isinstance(status, int):
+        return True
+    return not status & SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT or bool(status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
 
 
 def _read_conversions() -> dict[Any, Any]:

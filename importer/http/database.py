@@ -14,7 +14,8 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,6 +84,10 @@ class _Member:
         self.shown = make_url(url).render_as_string(hide_password=True)
         self.engine = LazyEngine(lambda: _read_only(create_engine(url, readonly=True, pool_size=POOL_SIZE,
                                                                    ping_idle_s=PING_IDLE_S)))
+        # Single statements (the look-ups), in autocommit: a pool of their own, so pages of the feed never keep
+        # a look-up waiting for a connection.
+        self.statements = LazyEngine(lambda: _read_only(create_engine(url, readonly=True, pool_size=POOL_SIZE,
+                                                                       ping_idle_s=PING_IDLE_S, autocommit=True)))
         # With timeouts: the lag read for /status and for choosing.
         self.probe = LazyEngine(lambda: _read_only(create_engine(url, readonly=True, timeout_s=PROBE_TIMEOUT_S)))
         self.down_until = 0.0
@@ -146,6 +151,29 @@ class FacadeDatabase:
         raise Behind("this service's database has not yet reached the position asked for (it replicates from the "
                      "primary); ask again shortly")
 
+    def fetch(self, query: "Query", **parameters: Any) -> list[Any]:
+        """The rows of one SELECT, run by itself (one statement reads one consistent state) on a pooled
+        connection in autocommit, straight through the driver: no transaction to end afterwards, and none of
+        SQLAlchemy's per-statement work, which cost more than the indexed read itself (README, "Façades under
+        load"). Databases are tried as `connect` tries them; errors are SQLAlchemy's, as from `connect`."""
+        failure: BaseException | None = None
+        for member in self._order():
+            engine = member.statements.get()
+            try:
+                connection = engine.raw_connection()
+            except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
+                if len(self._members) == 1:
+                    raise
+                member.down_until = time.monotonic() + DOWN_FOR_S
+                failure = error
+                continue
+            try:
+                return query.run(connection, engine.dialect, parameters)
+            finally:
+                connection.close()
+        assert failure is not None  # every member is in the order: one was tried, and failed to connect
+        raise failure
+
     def _order(self) -> list[_Member]:
         """The databases to read from, best first: in turn among those up and within the lag limit, then those
         behind (least first), then those that failed lately."""
@@ -194,6 +222,7 @@ class FacadeDatabase:
     def close(self) -> None:
         for member in self._members:
             member.engine.dispose()
+            member.statements.dispose()
             member.probe.dispose()
 
     def check_cannot_write(self, allow_writable: bool) -> None:
@@ -503,6 +532,65 @@ def writable_grants(lines: list[str], database: str | None) -> list[str]:
         if grant.with_option:
             reasons.append(f"{grant.with_option} on {where if grant.privileges else 'its roles'}")
     return list(dict.fromkeys(reasons))
+
+
+class Query:
+    """A SELECT built once and compiled once per kind of database, for `FacadeDatabase.fetch`.
+
+    Its parameters and rows are converted by the statement's own column types (on SQLite a DATETIME is text in
+    the file), as SQLAlchemy converts them; a row is a named tuple of the selected columns' keys.
+    """
+
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        self.statement = statement
+        self.row: Any = namedtuple("Row", [column.key for column in statement.selected_columns])  # type: ignore[misc]
+        self._compiled: dict[str, _Compiled] = {}
+
+    def run(self, connection: Any, dialect: sa.Dialect, parameters: dict[str, Any]) -> list[Any]:
+        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
+        values = {**compiled.defaults, **parameters}
+        bound = {name: convert(values[name]) if convert else values[name]
+                 for name, convert in compiled.binds.items()}
+        arguments: Any = tuple(bound[name] for name in compiled.positions) if compiled.positions else bound
+        cursor = connection.cursor()
+        try:
+            cursor.execute(compiled.sql, arguments)
+            rows = cursor.fetchall()
+        except dialect.loaded_dbapi.Error as error:
+            lost = dialect.is_disconnect(error, connection, cursor)
+            if lost:
+                connection.invalidate(error)  # the pool opens a new one for the next request
+            raise sa.exc.DBAPIError.instance(compiled.sql, arguments, error, dialect.loaded_dbapi.Error,
+                                             connection_invalidated=lost, dialect=dialect) from error
+        finally:
+            cursor.close()
+        converters = compiled.results
+        make = self.row._make
+        if not any(converters):
+            return [make(row) for row in rows]
+        return [make([convert(value) if convert else value for convert, value in zip(converters, row, strict=True)])
+                for row in rows]
+
+    def _compile(self, dialect: sa.Dialect) -> "_Compiled":
+        compiled = self.statement.compile(dialect=dialect)
+        binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                 for name, bind in compiled.binds.items()}
+        defaults = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
+        results = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
+                        for column in self.statement.selected_columns)
+        positions = tuple(compiled.positiontup or ()) if compiled.positional else ()
+        made = _Compiled(compiled.string, binds, defaults, results, positions)
+        self._compiled[dialect.name] = made
+        return made
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    binds: Mapping[str, Callable[[Any], Any] | None]  # every parameter, with its conversion
+    defaults: dict[str, Any]  # values the statement carries itself (its LIMIT)
+    results: tuple[Callable[[Any], Any] | None, ...]  # each column's conversion
+    positions: tuple[str, ...]  # the parameters' order, for drivers that take them by position
 
 
 def _read_only(engine: sa.Engine) -> sa.Engine:

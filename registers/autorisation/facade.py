@@ -103,7 +103,7 @@ def router(database: FacadeDatabase, audit: Auditor) -> APIRouter:
         request: Request,
         cpr: Annotated[str, Path(pattern=CPR_PATTERN, description="CPR number, 10 digits", examples=["0101801234"])],
     ) -> Response:
-        found = await run_in_threadpool(_person, database, cpr)
+        found = await run_in_threadpool(lookups.person, database, cpr)
         # An unknown person too: it was looked up. Answered only once the row is committed.
         await audit.record_async(caller_of(request).name, cpr, PERSON_ENDPOINT)
         return _json({
@@ -138,7 +138,7 @@ def router(database: FacadeDatabase, audit: Auditor) -> APIRouter:
             examples=["2026-11-21"])] = None,
     ) -> Response:
         moment = moment_of(at, database.clock.now())
-        row = await run_in_threadpool(_authorisation_at, database, autorisationsnummer, moment)
+        row = await run_in_threadpool(lookups.authorisation_at, database, autorisationsnummer, moment)
         if row is None:
             raise HTTPException(404, f"no authorisation {autorisationsnummer} valid at {_time(moment)}")
         await audit.record_async(caller_of(request).name, row.CPR, AUTHORISATION_ENDPOINT)
@@ -169,13 +169,3 @@ def _identifier_json(system: str, value: str) -> dict[str, str]:
 def _authorisation_json(number: str, education: str, given: str, surname: str) -> dict[str, Any]:
     return {"identifier": _identifier_json(AUTHORISATION_SYSTEM, number), "educationCode": education,
             "educationName": EDUCATION.get(education), "givenName": given, "surname": surname}
-
-
-def _person(database: FacadeDatabase, cpr: str) -> lookups.Person:
-    with database.connect() as connection:
-        return lookups.person(connection, cpr)
-
-
-def _authorisation_at(database: FacadeDatabase, number: str, moment: datetime) -> Any:
-    with database.connect() as connection:
-        return lookups.authorisation_at(connection, number, moment)

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from importer.http.database import FacadeDatabase, Query
 from registers.autorisation import tables as schema
 from registers.autorisation.parser import EDUCATION
 
@@ -37,14 +38,14 @@ class Person:
 
 
 # Built once: a statement built per request costs more in SQLAlchemy (its cache key) than the query in the database.
-_PERSON = (
+_PERSON = Query(
     sa.select(schema.autreg2.c.aut_id, schema.autreg2.c.edu_id, schema.autreg2.c.given_name,
               schema.autreg2.c.surname)
     .where(schema.autreg2.c.cpr == sa.bindparam("cpr"))
     .order_by(schema.autreg2.c.aut_id)
 )
 _AT: sa.BindParameter[datetime] = sa.bindparam("at")
-_AUTHORISATION_AT = (
+_AUTHORISATION_AT = Query(
     sa.select(schema.autorisation2.c.Autorisationsnummer, schema.autorisation2.c.CPR, schema.autorisation2.c.Fornavn,
               schema.autorisation2.c.Efternavn, schema.autorisation2.c.UddannelsesKode,
               schema.autorisation2.c.ValidFrom, schema.autorisation2.c.ValidTo)
@@ -55,16 +56,17 @@ _AUTHORISATION_AT = (
 )
 
 
-def person(connection: sa.Connection, cpr: str) -> Person:
+def person(database: FacadeDatabase, cpr: str) -> Person:
     """From `autreg2`, the snapshot of currently valid authorisations indexed by CPR."""
-    rows = connection.execute(_PERSON, {"cpr": cpr}).all()
+    rows = database.fetch(_PERSON, cpr=cpr)
     found = tuple(ValidAuthorisation(row.aut_id, row.edu_id, row.given_name, row.surname) for row in rows)
     # The names of a person: those of the first authorisation with a surname (replacement numbers have none).
     named = next((item for item in found if item.surname), found[0] if found else None)
     return Person(cpr, named.given_name if named else "", named.surname if named else "", found)
 
 
-def authorisation_at(connection: sa.Connection, number: str, at: datetime) -> Any:
+def authorisation_at(database: FacadeDatabase, number: str, at: datetime) -> Any:
     """The version of authorisation `number` valid at `at` (its newest, should versions overlap), from
-    `Autorisation2` through its (Autorisationsnummer, ValidTo, ValidFrom) index."""
-    return connection.execute(_AUTHORISATION_AT, {"number": number, "at": at}).first()
+    `Autorisation2` through its (Autorisationsnummer, ValidTo, ValidFrom) index; None if there is none."""
+    rows = database.fetch(_AUTHORISATION_AT, number=number, at=at)
+    return rows[0] if rows else None

@@ -27,8 +27,7 @@ def authorization_service(database: FacadeDatabase, audit: Auditor) -> SoapServi
         cpr = text_of(request, "cpr")
         if cpr is None or not _CPR.match(cpr):
             raise SoapFault("Client", "cpr must be a CPR number of 10 digits")
-        with database.connect() as connection:
-            person = lookups.person(connection, cpr)
+        person = lookups.person(database, cpr)
         audit.record(caller.name, cpr, PATH)  # before the answer leaves; an unknown person too
         parts = [f'<AuthorizationResponseStructure xmlns="{NAMESPACE}">', element("cpr", cpr)]
         if person.given_name:
