@@ -32,7 +32,7 @@ from importer.daemon.readiness import Readiness
 from importer.daemon.systemd import Notifier
 from importer.daemon.watch import InboxWatcher
 from importer.errors import DataError, InfrastructureError, as_infrastructure
-from importer.http.app import WebServer, create_app, facade_services
+from importer.http.app import WebServer, create_app, facade_services, freeze_the_heap
 from importer.http.dashboard import Waiting, explain_queue
 from importer.http.database import FacadeDatabase
 from importer.http.health import HealthChecker
@@ -406,6 +406,7 @@ class Daemon:
             web.start()
         except RuntimeError as error:
             raise InfrastructureError(f"cannot serve HTTP on {self.settings.listen}: {error}") from error
+        freeze_the_heap()
         pipeline: Pipeline | None = None
         watcher: InboxWatcher | None = None
         housekeeper: NotificationHousekeeper | None = None

@@ -28,7 +28,7 @@ from types import FrameType
 from importer.clock import SystemClock
 from importer.config import Settings, parse_listen
 from importer.errors import InfrastructureError
-from importer.http.app import WebServer, create_app, facade_services
+from importer.http.app import WebServer, create_app, facade_services, freeze_the_heap
 from importer.http.database import FacadeDatabase
 from importer.http.health import HealthChecker
 from importer.http.tls import tls_options
@@ -87,6 +87,7 @@ def _serving(settings: Settings, registers: dict[str, Register], facades: Facade
             web.start()
         except RuntimeError as error:
             raise InfrastructureError(f"cannot serve HTTP on {settings.listen}: {error}") from error
+        freeze_the_heap()
         yield web
     finally:
         web.stop()
