@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import uvicorn
+import uvloop
 from fastapi import FastAPI, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
@@ -197,7 +198,11 @@ class WebServer:
 
     def _serve(self) -> None:
         try:
-            asyncio.run(self.server.serve(sockets=self.sockets))
+            # uvloop, as `uvicorn` itself would choose it: the event loop's own work (socket writes, waking up for
+            # a finished thread) was a tenth of a look-up in asyncio's Python loop. (HTTP is parsed by httptools,
+            # which uvicorn picks by itself when installed; TLS keeps h11, see importer/http/tls.py.)
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(self.server.serve(sockets=self.sockets))
         except BaseException as error:  # reported by start(); the thread must not die silently
             self.error = error
 

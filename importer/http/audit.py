@@ -13,6 +13,7 @@ every look-up whose rows were in it (503: none of them is answered), so no answe
 """
 
 import asyncio
+import contextlib
 import queue
 import threading
 from concurrent.futures import Future
@@ -70,19 +71,22 @@ class Auditor:
             pending.result()
 
     async def record_async(self, client: str, cprs: list[str] | str, endpoint: str) -> None:
-        """`record` for the event loop: the request waits for the commit without holding a thread."""
-        pending = self.submit(client, cprs, endpoint)
-        if pending is not None:
-            await asyncio.wrap_future(pending)
+        """`record` for the event loop: the request waits for the commit without holding a thread (the writer
+        wakes the loop once for every look-up of a commit, not once for each)."""
+        waiter = asyncio.get_running_loop().create_future()
+        if self.submit(client, cprs, endpoint, waiter) is not None:
+            await waiter
 
-    def submit(self, client: str, cprs: list[str] | str, endpoint: str) -> "Future[None] | None":
-        """Queues the rows for the next commit; the future is done when they are committed. None: no rows."""
+    def submit(self, client: str, cprs: list[str] | str, endpoint: str,
+               waiter: "asyncio.Future[None] | None" = None) -> "Future[None] | None":
+        """Queues the rows for the next commit; the future (and `waiter`, on its loop) is done when they are
+        committed. None: no rows."""
         people = sorted({cprs} if isinstance(cprs, str) else set(cprs))
         if not people:
             return None
         moment = self.clock.now().replace(microsecond=0, tzinfo=None)
         pending = _Pending([{"AccessTime": moment, "Client": client, "CPR": cpr, "Endpoint": endpoint}
-                            for cpr in people])
+                            for cpr in people], waiter)
         with self._lock:
             if self._writer is None or not self._writer[0].is_alive():
                 waiting: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -119,11 +123,9 @@ class Auditor:
             with self._engine.get().begin() as connection:
                 connection.execute(audit_table.insert(), [row for pending in batch for row in pending.rows])
         except BaseException as error:  # every look-up of the batch fails: none of them is answered
-            for pending in batch:
-                pending.settle(error)
+            _settle(batch, error)
             return
-        for pending in batch:
-            pending.settle(None)
+        _settle(batch, None)
 
     def close(self) -> None:
         """Commits what is waiting, then stops the writer (a later record starts another) and the pool."""
@@ -137,11 +139,12 @@ class Auditor:
 
 
 class _Pending(Future[None]):
-    """One look-up's rows, done when committed."""
+    """One look-up's rows, done when committed (and its waiter on an event loop, if it has one)."""
 
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
+    def __init__(self, rows: list[dict[str, Any]], waiter: "asyncio.Future[None] | None" = None) -> None:
         super().__init__()
         self.rows = rows
+        self.waiter = waiter
 
     def settle(self, error: BaseException | None) -> None:
         """Committed (None) or failed. A look-up given up meanwhile (its client went away: the future was
@@ -151,6 +154,27 @@ class _Pending(Future[None]):
                 self.set_result(None)
             else:
                 self.set_exception(error)
+
+
+def _settle(batch: "list[_Pending]", error: BaseException | None) -> None:
+    """Every look-up of a commit told its outcome: on each event loop in one callback."""
+    waiting: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for pending in batch:
+        pending.settle(error)
+        if pending.waiter is not None:
+            waiting.setdefault(pending.waiter.get_loop(), []).append(pending.waiter)
+    for loop, waiters in waiting.items():
+        with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody is left to tell
+            loop.call_soon_threadsafe(_settle_waiters, waiters, error)
+
+
+def _settle_waiters(waiters: "list[asyncio.Future[None]]", error: BaseException | None) -> None:
+    for waiter in waiters:
+        if not waiter.done():  # cancelled: its client went away
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
 
 
 def accesses(connection: sa.Connection, cpr: str, since: datetime | None = None) -> list[Access]:

@@ -12,7 +12,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from importer.clock import whole_seconds
@@ -103,7 +102,7 @@ def router(database: FacadeDatabase, audit: Auditor) -> APIRouter:
         request: Request,
         cpr: Annotated[str, Path(pattern=CPR_PATTERN, description="CPR number, 10 digits", examples=["0101801234"])],
     ) -> Response:
-        found = await run_in_threadpool(lookups.person, database, cpr)
+        found = await database.in_thread(lookups.person, database, cpr)
         # An unknown person too: it was looked up. Answered only once the row is committed.
         await audit.record_async(caller_of(request).name, cpr, PERSON_ENDPOINT)
         return _json({
@@ -138,7 +137,7 @@ def router(database: FacadeDatabase, audit: Auditor) -> APIRouter:
             examples=["2026-11-21"])] = None,
     ) -> Response:
         moment = moment_of(at, database.clock.now())
-        row = await run_in_threadpool(lookups.authorisation_at, database, autorisationsnummer, moment)
+        row = await database.in_thread(lookups.authorisation_at, database, autorisationsnummer, moment)
         if row is None:
             raise HTTPException(404, f"no authorisation {autorisationsnummer} valid at {_time(moment)}")
         await audit.record_async(caller_of(request).name, row.CPR, AUTHORISATION_ENDPOINT)
