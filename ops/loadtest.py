@@ -265,7 +265,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--db", default="mysql+pymysql://root@127.0.0.1/", help="'sqlite' or a MariaDB/MySQL URL")
-    parser.add_argument("--workers", type=int, default=None, help="HTTP worker processes (http_workers)")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                        help="HTTP worker processes (http_workers; default one per core, as README advises for a "
+                             "host that serves load)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of each timed load")
@@ -290,8 +292,7 @@ def main() -> None:
                    "STAMDATA_LOG_LEVEL": "info", "STAMDATA_AUTORISATION_REDUCTION_GUARD": str(10**9),
                    "STAMDATA_RATE_LIMIT_PER_S": "1000000", "STAMDATA_RATE_LIMIT_BURST": "1000000",
                    "STAMDATA_ALLOW_WRITABLE_FACADE": "true"}
-            if args.workers is not None:
-                env["STAMDATA_HTTP_WORKERS"] = str(args.workers)
+            env["STAMDATA_HTTP_WORKERS"] = str(args.workers)
             began = time.perf_counter()
             cli(env, "import", "autorisation", str(dump))
             import_s = time.perf_counter() - began

@@ -7,10 +7,10 @@ exists. By person it reads `autreg2`, the snapshot of currently valid authorisat
 and date it reads the history in `Autorisation2` through its (Autorisationsnummer, ValidTo, ValidFrom) index.
 """
 
-import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
@@ -157,8 +157,7 @@ def router(database: FacadeDatabase, audit: Auditor) -> APIRouter:
 # building and validating the models on every request.
 
 def _json(document: dict[str, Any]) -> Response:
-    return Response(json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
-                    media_type="application/json")
+    return Response(orjson.dumps(document), media_type="application/json")
 
 
 def _identifier_json(system: str, value: str) -> dict[str, str]:
