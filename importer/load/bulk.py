@@ -182,6 +182,24 @@ def _tsv_field(series: "pd.Series[Any]") -> list[str]:
     return [value if null else _escape(value) for value, null in zip(values, missing.tolist(), strict=True)]
 
 
+def insert_from_select(connection: sa.Connection, table: sa.Table, columns: Sequence[str], select: sa.Select[Any],
+                       rows_hint: int) -> int:
+    """`INSERT INTO table (columns) SELECT ...`, within the database: rows the transaction has already written
+    elsewhere reach a derived table without a trip through Python. Into an empty table it takes the loads' bulk
+    path (InnoDB's bulk mode; on SQLite the indexes built afterwards when `rows_hint` is large). Returns the rows
+    inserted."""
+    statement = table.insert().from_select(list(columns), select)
+    if is_mysql(connection):
+        with _bulk_mode_if_empty(connection, connection.dialect.identifier_preparer.quote(table.name)):
+            return int(connection.execute(statement).rowcount)
+    cursor: Any = connection.connection.cursor()
+    try:
+        with _indexes_built_after_if_empty(cursor, table.name, rows_hint):
+            return int(connection.execute(statement).rowcount)
+    finally:
+        cursor.close()
+
+
 def _escape(value: str) -> str:
     return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
             .replace("\r", "\\r").replace("\x00", "\\0"))
