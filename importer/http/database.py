@@ -8,7 +8,6 @@ refuses an account that can (README, "Façades"): on MariaDB/MySQL one granted a
 a file that is not opened read-only.
 """
 
-import asyncio
 import itertools
 import math
 import re
@@ -17,12 +16,11 @@ import time
 import uuid
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -36,8 +34,6 @@ from importer.logs import get_logger
 from importer.privacy import mask_cpr
 
 log = get_logger(__name__)
-
-T = TypeVar("T")
 
 # How long the start-up check waits for the database; an unreachable one is not a reason to refuse to start.
 CHECK_TIMEOUT_S = 3.0
@@ -113,16 +109,6 @@ class FacadeDatabase:
         self.max_lag_s = max_lag_s
         self._members = [_Member(member) for member in self.urls]
         self._turn = itertools.count()
-        # The look-ups' blocking reads, off the event loop: as many threads as a database has pooled connections.
-        self._threads = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="facade-read")
-
-    async def in_thread(self, read: Callable[..., T], *arguments: Any) -> T:
-        """`read(*arguments)` on one of the façade's reading threads; the event loop goes on meanwhile.
-
-        The loop's own executor, not anyio's thread pool (FastAPI's run_in_threadpool): a look-up is about a
-        millisecond of work, and anyio's bookkeeping per call (its capacity limiter, cancel scope, library
-        detection) was a tenth of it."""
-        return await asyncio.get_running_loop().run_in_executor(self._threads, read, *arguments)
 
     def engine(self) -> sa.Engine:
         """The first database's engine (the only one, unless several are configured)."""
@@ -234,9 +220,6 @@ class FacadeDatabase:
         return Lag(member.shown, max(0.0, (self.clock.now() - beat).total_seconds()), beat)
 
     def close(self) -> None:
-        threads, self._threads = self._threads, ThreadPoolExecutor(max_workers=POOL_SIZE,
-                                                                   thread_name_prefix="facade-read")
-        threads.shutdown(wait=False)  # as the engines below: a later use starts afresh
         for member in self._members:
             member.engine.dispose()
             member.statements.dispose()

@@ -8,6 +8,7 @@ and date it reads the history in `Autorisation2` through its (Autorisationsnumme
 """
 
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 from importer.clock import whole_seconds
 from importer.http.access import caller_of
 from importer.http.audit import Auditor
+from importer.http.batch import Batcher
 from importer.http.database import FacadeDatabase
 from importer.http.problems import PROBLEM, PROBLEM_RESPONSES, ProblemDetails
 from registers.autorisation import lookups
@@ -85,6 +87,10 @@ def router(database: FacadeDatabase, audit: Auditor) -> APIRouter:
     """Both answers name a person found by CPR number or carrying one: each is recorded in the audit trail,
     with the caller, before it is sent."""
     api = APIRouter(prefix="/autorisation/v1", tags=["autorisation"])
+    # Look-ups asked at the same time are read together, one statement for all of them (importer/http/batch.py).
+    persons: Batcher[str, lookups.Person] = Batcher(partial(lookups.persons, database), "lookup-persons")
+    authorisations: Batcher[lookups.NumberAt, Any] = Batcher(partial(lookups.authorisations_at, database),
+                                                             "lookup-authorisations")
 
     @api.get(
         "/persons/{cpr}",
@@ -102,7 +108,7 @@ def router(database: FacadeDatabase, audit: Auditor) -> APIRouter:
         request: Request,
         cpr: Annotated[str, Path(pattern=CPR_PATTERN, description="CPR number, 10 digits", examples=["0101801234"])],
     ) -> Response:
-        found = await database.in_thread(lookups.person, database, cpr)
+        found = await persons.get(cpr)
         # An unknown person too: it was looked up. Answered only once the row is committed.
         await audit.record_async(caller_of(request).name, cpr, PERSON_ENDPOINT)
         return _json({
@@ -137,7 +143,7 @@ def router(database: FacadeDatabase, audit: Auditor) -> APIRouter:
             examples=["2026-11-21"])] = None,
     ) -> Response:
         moment = moment_of(at, database.clock.now())
-        row = await database.in_thread(lookups.authorisation_at, database, autorisationsnummer, moment)
+        row = await authorisations.get((autorisationsnummer, moment))
         if row is None:
             raise HTTPException(404, f"no authorisation {autorisationsnummer} valid at {_time(moment)}")
         await audit.record_async(caller_of(request).name, row.CPR, AUTHORISATION_ENDPOINT)

@@ -2,6 +2,7 @@
 the two can never disagree about who holds which authorisation.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,36 +38,80 @@ class Person:
     authorisations: tuple[ValidAuthorisation, ...]
 
 
-# Built once: a statement built per request costs more in SQLAlchemy (its cache key) than the query in the database.
-_PERSON = Query(
-    sa.select(schema.autreg2.c.aut_id, schema.autreg2.c.edu_id, schema.autreg2.c.given_name,
-              schema.autreg2.c.surname)
-    .where(schema.autreg2.c.cpr == sa.bindparam("cpr"))
-    .order_by(schema.autreg2.c.aut_id)
-)
-_AT: sa.BindParameter[datetime] = sa.bindparam("at")
-_AUTHORISATION_AT = Query(
-    sa.select(schema.autorisation2.c.Autorisationsnummer, schema.autorisation2.c.CPR, schema.autorisation2.c.Fornavn,
-              schema.autorisation2.c.Efternavn, schema.autorisation2.c.UddannelsesKode,
-              schema.autorisation2.c.ValidFrom, schema.autorisation2.c.ValidTo)
-    .where(schema.autorisation2.c.Autorisationsnummer == sa.bindparam("number"),
-           schema.autorisation2.c.ValidFrom <= _AT, schema.autorisation2.c.ValidTo > _AT)
-    .order_by(schema.autorisation2.c.ValidFrom.desc())
-    .limit(1)
-)
+# Built once for each number of keys (rounded up to a power of two, the rest of the list filled with the first key):
+# a statement built per request costs more in SQLAlchemy (its cache key) than the query in the database.
+_PERSONS: dict[int, Query] = {}
+_AUTHORISATIONS_AT: dict[int, Query] = {}
+A2 = schema.autorisation2.c
 
 
-def person(database: FacadeDatabase, cpr: str) -> Person:
-    """From `autreg2`, the snapshot of currently valid authorisations indexed by CPR."""
-    rows = database.fetch(_PERSON, cpr=cpr)
-    found = tuple(ValidAuthorisation(row.aut_id, row.edu_id, row.given_name, row.surname) for row in rows)
+def _sized(keys: Sequence[str]) -> tuple[int, dict[str, str]]:
+    size = 1 << max(0, len(keys) - 1).bit_length()
+    return size, {f"k{index}": keys[index] if index < len(keys) else keys[0] for index in range(size)}
+
+
+def _persons_query(size: int) -> Query:
+    query = _PERSONS.get(size)
+    if query is None:
+        autreg2 = schema.autreg2.c
+        query = _PERSONS[size] = Query(
+            sa.select(autreg2.cpr, autreg2.aut_id, autreg2.edu_id, autreg2.given_name, autreg2.surname)
+            .where(autreg2.cpr.in_([sa.bindparam(f"k{index}") for index in range(size)]))
+            .order_by(autreg2.cpr, autreg2.aut_id))
+    return query
+
+
+def _authorisations_at_query(size: int) -> Query:
+    query = _AUTHORISATIONS_AT.get(size)
+    if query is None:
+        at: sa.BindParameter[datetime] = sa.bindparam("at")
+        query = _AUTHORISATIONS_AT[size] = Query(
+            sa.select(A2.Autorisationsnummer, A2.CPR, A2.Fornavn, A2.Efternavn, A2.UddannelsesKode, A2.ValidFrom,
+                      A2.ValidTo)
+            .where(A2.Autorisationsnummer.in_([sa.bindparam(f"k{index}") for index in range(size)]),
+                   A2.ValidFrom <= at, A2.ValidTo > at)
+            .order_by(A2.Autorisationsnummer, A2.ValidFrom.desc()))
+    return query
+
+
+def persons(database: FacadeDatabase, cprs: Sequence[str]) -> dict[str, Person]:
+    """From `autreg2`, the snapshot of currently valid authorisations indexed by CPR: every person of `cprs` in
+    one statement (look-ups asked at the same time, importer/http/batch.py)."""
+    size, keys = _sized(cprs)
+    found: dict[str, list[ValidAuthorisation]] = {cpr: [] for cpr in cprs}
+    for row in database.fetch(_persons_query(size), **keys):
+        found[row.cpr].append(ValidAuthorisation(row.aut_id, row.edu_id, row.given_name, row.surname))
+    return {cpr: _person(cpr, tuple(items)) for cpr, items in found.items()}
+
+
+def _person(cpr: str, found: tuple[ValidAuthorisation, ...]) -> Person:
     # The names of a person: those of the first authorisation with a surname (replacement numbers have none).
     named = next((item for item in found if item.surname), found[0] if found else None)
     return Person(cpr, named.given_name if named else "", named.surname if named else "", found)
 
 
+def person(database: FacadeDatabase, cpr: str) -> Person:
+    return persons(database, [cpr])[cpr]
+
+
+NumberAt = tuple[str, datetime]
+
+
+def authorisations_at(database: FacadeDatabase, asked: Sequence[NumberAt]) -> dict[NumberAt, Any]:
+    """For each (number, moment), the version of authorisation `number` valid at that moment (its newest, should
+    versions overlap), from `Autorisation2` through its (Autorisationsnummer, ValidTo, ValidFrom) index; None if
+    there is none. One statement for each distinct moment (look-ups made now share one)."""
+    by_moment: dict[datetime, list[str]] = {}
+    for number, at in asked:
+        by_moment.setdefault(at, []).append(number)
+    answers: dict[NumberAt, Any] = {(number, at): None for number, at in asked}
+    for at, numbers in by_moment.items():
+        size, keys = _sized(numbers)
+        for row in database.fetch(_authorisations_at_query(size), at=at, **keys):
+            if answers[row.Autorisationsnummer, at] is None:  # each number's rows come newest first
+                answers[row.Autorisationsnummer, at] = row
+    return answers
+
+
 def authorisation_at(database: FacadeDatabase, number: str, at: datetime) -> Any:
-    """The version of authorisation `number` valid at `at` (its newest, should versions overlap), from
-    `Autorisation2` through its (Autorisationsnummer, ValidTo, ValidFrom) index; None if there is none."""
-    rows = database.fetch(_AUTHORISATION_AT, number=number, at=at)
-    return rows[0] if rows else None
+    return authorisations_at(database, [(number, at)])[number, at]
