@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -34,6 +34,8 @@ from importer.logs import get_logger
 from importer.privacy import mask_cpr
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 # How long the start-up check waits for the database; an unreachable one is not a reason to refuse to start.
 CHECK_TIMEOUT_S = 3.0
@@ -126,18 +128,7 @@ class FacadeDatabase:
 
         Where several databases are configured, a database that cannot be connected to is passed over (and left
         alone for DOWN_FOR_S), the last error raised only when none answers."""
-        failure: BaseException | None = None
-        answered = False
-        for member in self._order():
-            try:
-                connection = member.engine.get().connect()
-            except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
-                if len(self._members) == 1:
-                    raise
-                member.down_until = time.monotonic() + DOWN_FOR_S
-                failure = error
-                continue
-            answered = True
+        for _member, connection in self._connected(lambda member: member.engine.get().connect()):
             with connection:
                 transaction = connection.begin()
                 try:
@@ -146,8 +137,6 @@ class FacadeDatabase:
                         return
                 finally:
                     transaction.rollback()
-        if failure is not None and not answered:
-            raise failure
         raise Behind("this service's database has not yet reached the position asked for (it replicates from the "
                      "primary); ask again shortly")
 
@@ -156,23 +145,32 @@ class FacadeDatabase:
         connection in autocommit, straight through the driver: no transaction to end afterwards, and none of
         SQLAlchemy's per-statement work, which cost more than the indexed read itself (README, "Façades under
         load"). Databases are tried as `connect` tries them; errors are SQLAlchemy's, as from `connect`."""
-        failure: BaseException | None = None
-        for member in self._order():
-            engine = member.statements.get()
+        for member, connection in self._connected(lambda member: member.statements.get().raw_connection()):
             try:
-                connection = engine.raw_connection()
+                return query.run(connection, member.statements.get().dialect, parameters)
+            finally:
+                connection.close()
+        raise AssertionError("unreachable: _connected raises when no database could be connected to")
+
+    def _connected(self, connect: Callable[[_Member], T]) -> Iterator[tuple[_Member, T]]:
+        """Each database in turn (`_order`) with a connection `connect` opened to it. Where several are configured,
+        one that cannot be connected to is passed over (and left alone for DOWN_FOR_S); when none could be, the
+        last error is raised."""
+        failure: BaseException | None = None
+        answered = False
+        for member in self._order():
+            try:
+                connection = connect(member)
             except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
                 if len(self._members) == 1:
                     raise
                 member.down_until = time.monotonic() + DOWN_FOR_S
                 failure = error
                 continue
-            try:
-                return query.run(connection, engine.dialect, parameters)
-            finally:
-                connection.close()
-        assert failure is not None  # every member is in the order: one was tried, and failed to connect
-        raise failure
+            answered = True
+            yield member, connection
+        if failure is not None and not answered:
+            raise failure
 
     def _order(self) -> list[_Member]:
         """The databases to read from, best first: in turn among those up and within the lag limit, then those
