@@ -13,7 +13,6 @@ every look-up whose rows were in it (503: none of them is answered), so no answe
 """
 
 import asyncio
-import contextlib
 import queue
 import threading
 from concurrent.futures import Future
@@ -25,6 +24,7 @@ import sqlalchemy as sa
 
 from importer.clock import Clock, SystemClock
 from importer.db import MYSQL_TABLE_OPTIONS, DateTimeSeconds, LazyEngine, PidType, create_engine
+from importer.http.batch import settle_on_their_loops
 from importer.http.clients import metadata
 
 audit_table = sa.Table(
@@ -157,24 +157,10 @@ class _Pending(Future[None]):
 
 
 def _settle(batch: "list[_Pending]", error: BaseException | None) -> None:
-    """Every look-up of a commit told its outcome: on each event loop in one callback."""
-    waiting: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    """Every look-up of a commit told its outcome (those on event loops with one wake-up per loop)."""
     for pending in batch:
         pending.settle(error)
-        if pending.waiter is not None:
-            waiting.setdefault(pending.waiter.get_loop(), []).append(pending.waiter)
-    for loop, waiters in waiting.items():
-        with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody is left to tell
-            loop.call_soon_threadsafe(_settle_waiters, waiters, error)
-
-
-def _settle_waiters(waiters: "list[asyncio.Future[None]]", error: BaseException | None) -> None:
-    for waiter in waiters:
-        if not waiter.done():  # cancelled: its client went away
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(error)
+    settle_on_their_loops((pending.waiter, None, error) for pending in batch if pending.waiter is not None)
 
 
 def accesses(connection: sa.Connection, cpr: str, since: datetime | None = None) -> list[Access]:

@@ -13,11 +13,12 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+T = TypeVar("T")
 
 # At most this many keys go into one read; more wait for the next.
 BATCH_KEYS = 256
@@ -65,26 +66,33 @@ class Batcher(Generic[K, V]):
     def _answer(self, batch: list[tuple[K, "asyncio.Future[V]"]]) -> None:
         keys = list(dict.fromkeys(key for key, _ in batch))
         try:
-            values = self._read(keys)
-            outcome: tuple[Mapping[K, V] | None, BaseException | None] = (values, None)
-        except BaseException as error:  # every look-up of this read fails: none is answered
-            outcome = (None, error)
-        waiting: dict[asyncio.AbstractEventLoop, list[tuple[K, asyncio.Future[V]]]] = {}
-        for key, future in batch:
-            waiting.setdefault(future.get_loop(), []).append((key, future))
-        for loop, futures in waiting.items():
-            with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody is left to tell
-                loop.call_soon_threadsafe(_settle, futures, *outcome)
+            values, error = self._read(keys), None
+        except BaseException as failure:  # every look-up of this read fails: none is answered
+            values, error = {}, failure
+        settle_on_their_loops(
+            (future, None, error) if error is not None
+            else (future, values[key], None) if key in values
+            else (future, None, KeyError(f"the read gave no value for a key ({type(key).__name__})"))
+            for key, future in batch)
 
 
-def _settle(futures: "list[tuple[K, asyncio.Future[V]]]", values: Mapping[K, V] | None,
-            error: BaseException | None) -> None:
-    for key, future in futures:
-        if future.done():  # cancelled: its client went away
+def settle_on_their_loops(outcomes: "Iterable[tuple[asyncio.Future[T], T | None, BaseException | None]]") -> None:
+    """From a worker thread: each future given its value, or its error where there is one, on its own event loop,
+    which is woken once for all of its futures. A future already done (cancelled: its client went away) is left
+    alone, and so is a loop closed meanwhile (nobody is left to tell)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[T], T | None, BaseException | None]]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
+    for loop, group in by_loop.items():
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, group)
+
+
+def _settle(group: "list[tuple[asyncio.Future[T], T | None, BaseException | None]]") -> None:
+    for future, value, error in group:
+        if future.done():
             continue
-        if values is None:
-            future.set_exception(error or RuntimeError("the read gave no values"))
-        elif key not in values:
-            future.set_exception(KeyError(f"the read gave no value for a key ({type(key).__name__})"))
+        if error is None:
+            future.set_result(value)  # type: ignore[arg-type]
         else:
-            future.set_result(values[key])
+            future.set_exception(error)
