@@ -59,7 +59,11 @@ class Token(NamedTuple):
 
     @classmethod
     def of(cls, modified: datetime, pid: int) -> "Token":
-        seconds = epoch_seconds(modified)
+        return cls.at(epoch_seconds(modified), pid, modified)
+
+    @classmethod
+    def at(cls, seconds: int, pid: int, modified: datetime) -> "Token":
+        """The token of `seconds` (`modified` as epoch seconds) and `pid`, each of which must fit ten digits."""
         if not (0 <= seconds < _LIMIT_10_DIGITS and 0 <= pid < _LIMIT_10_DIGITS):
             raise ValueError(f"ModifiedDate {modified} or PID {pid} does not fit a ten-digit token field")
         return cls(seconds, pid)
@@ -177,11 +181,8 @@ class _Tokens:
     def of(self, modified: datetime, pid: Any) -> Token:
         seconds = self.seconds.get(modified)
         if seconds is None:
-            seconds = self.seconds[modified] = Token.of(modified, 0).modified
-        pid = int(pid)
-        if not 0 <= pid < _LIMIT_10_DIGITS:
-            raise ValueError(f"ModifiedDate {modified} or PID {pid} does not fit a ten-digit token field")
-        return Token(seconds, pid)
+            seconds = self.seconds[modified] = epoch_seconds(modified)
+        return Token.at(seconds, int(pid), modified)
 
 
 def read_head(connection: sa.Connection, feed: Feed) -> Token | None:
@@ -221,7 +222,7 @@ def _text(value: Any) -> str:
 
 
 def json_value(value: Any) -> Any:
-    if value is None or value.__class__ is str or isinstance(value, bool | int | float | str):
+    if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else str(value)
