@@ -2,6 +2,7 @@
 the two can never disagree about who holds which authorisation.
 """
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,9 +41,6 @@ class Person:
 
 # Built once for each number of keys (rounded up to a power of two, the rest of the list filled with the first key):
 # a statement built per request costs more in SQLAlchemy (its cache key) than the query in the database.
-_PERSONS: dict[int, Query] = {}
-_AUTHORISATIONS_AT: dict[int, Query] = {}
-A2 = schema.autorisation2.c
 
 
 def _sized(keys: Sequence[str]) -> tuple[int, dict[str, str]]:
@@ -50,28 +48,28 @@ def _sized(keys: Sequence[str]) -> tuple[int, dict[str, str]]:
     return size, {f"k{index}": keys[index] if index < len(keys) else keys[0] for index in range(size)}
 
 
+def _key_list(size: int) -> list[sa.BindParameter[str]]:
+    """The parameters `_sized` fills, in its order."""
+    return [sa.bindparam(f"k{index}") for index in range(size)]
+
+
+@functools.cache
 def _persons_query(size: int) -> Query:
-    query = _PERSONS.get(size)
-    if query is None:
-        autreg2 = schema.autreg2.c
-        query = _PERSONS[size] = Query(
-            sa.select(autreg2.cpr, autreg2.aut_id, autreg2.edu_id, autreg2.given_name, autreg2.surname)
-            .where(autreg2.cpr.in_([sa.bindparam(f"k{index}") for index in range(size)]))
-            .order_by(autreg2.cpr, autreg2.aut_id))
-    return query
+    autreg2 = schema.autreg2.c
+    return Query(sa.select(autreg2.cpr, autreg2.aut_id, autreg2.edu_id, autreg2.given_name, autreg2.surname)
+                 .where(autreg2.cpr.in_(_key_list(size)))
+                 .order_by(autreg2.cpr, autreg2.aut_id))
 
 
+@functools.cache
 def _authorisations_at_query(size: int) -> Query:
-    query = _AUTHORISATIONS_AT.get(size)
-    if query is None:
-        at: sa.BindParameter[datetime] = sa.bindparam("at")
-        query = _AUTHORISATIONS_AT[size] = Query(
-            sa.select(A2.Autorisationsnummer, A2.CPR, A2.Fornavn, A2.Efternavn, A2.UddannelsesKode, A2.ValidFrom,
-                      A2.ValidTo)
-            .where(A2.Autorisationsnummer.in_([sa.bindparam(f"k{index}") for index in range(size)]),
-                   A2.ValidFrom <= at, A2.ValidTo > at)
-            .order_by(A2.Autorisationsnummer, A2.ValidFrom.desc()))
-    return query
+    history = schema.autorisation2.c
+    at: sa.BindParameter[datetime] = sa.bindparam("at")
+    return Query(sa.select(history.Autorisationsnummer, history.CPR, history.Fornavn, history.Efternavn,
+                           history.UddannelsesKode, history.ValidFrom, history.ValidTo)
+                 .where(history.Autorisationsnummer.in_(_key_list(size)), history.ValidFrom <= at,
+                        history.ValidTo > at)
+                 .order_by(history.Autorisationsnummer, history.ValidFrom.desc()))
 
 
 def persons(database: FacadeDatabase, cprs: Sequence[str]) -> dict[str, Person]:

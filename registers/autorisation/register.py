@@ -167,12 +167,12 @@ class AutorisationRegister(Register):
             return
         (delta,) = deltas
         autreg2 = schema.autreg2
+        history = schema.autorisation2.c
         expected = len(delta.closed_keys)  # changed and removed authorisations
         if expected:
             # The rows this import closed carry its transaction time and end at its valid-from; through the
             # history table's (ModifiedDate, PID) index they name the autreg2 rows to go by (cpr, aut_id),
             # the only index autreg2 has, in one statement.
-            history = schema.autorisation2.c
             closed_now = sa.and_(history.ModifiedDate == delta.transaction_time, history.ValidTo == delta.valid_from)
             if connection.dialect.name == "sqlite":
                 statement = autreg2.delete().where(sa.tuple_(autreg2.c.cpr, autreg2.c.aut_id).in_(
@@ -181,25 +181,17 @@ class AutorisationRegister(Register):
                 statement = autreg2.delete().where(
                     autreg2.c.cpr == history.CPR, autreg2.c.aut_id == history.Autorisationsnummer, closed_now)
             removed = connection.execute(statement).rowcount
-            if removed != expected:
-                # Someone changed autreg2 by hand: it is derived, so make it right again rather than refuse.
-                log.warning("autreg2 was not in step with Autorisation2; rebuilt in full",
-                            removed=removed, expected=expected)
-                _rebuild_autreg2(connection)
+            if removed != expected:  # someone changed autreg2 by hand
+                _out_of_step(connection, removed=removed, expected=expected)
                 return
         # The history table's new rows (this import's, still open), copied within the database under autreg2's
         # column names through the (ModifiedDate, PID) index: nothing goes through Python again.
-        history = schema.autorisation2.c
-        opened_now = sa.and_(history.ModifiedDate == delta.transaction_time, history.ValidTo == OPEN_END)
         expected = len(delta.new_versions)
-        inserted = insert_from_select(
-            connection, autreg2, list(AUTREG2_COLUMNS.values()),
-            sa.select(*(history[name] for name in AUTREG2_COLUMNS)).where(opened_now).order_by(history.AutorisationPID),
-            expected)
-        if inserted != expected:  # not this import's rows alone: make the derived table right from the history
-            log.warning("autreg2 was not in step with Autorisation2; rebuilt in full", inserted=inserted,
-                        expected=expected)
-            _rebuild_autreg2(connection)
+        opened_now = _open_rows().where(history.ModifiedDate == delta.transaction_time)
+        inserted = insert_from_select(connection, autreg2, list(AUTREG2_COLUMNS.values()),
+                                      opened_now.order_by(history.AutorisationPID), expected)
+        if inserted != expected:  # not this import's rows alone
+            _out_of_step(connection, inserted=inserted, expected=expected)
 
     def derived_tables(self) -> Sequence[sa.Table]:
         return (schema.autreg2,)
@@ -210,16 +202,23 @@ class AutorisationRegister(Register):
         return Facades(http=facade.router(database, audit), soap=[soap.authorization_service(database, audit)])
 
 
+def _open_rows() -> sa.Select[Any]:
+    """autreg2's rows as the history holds them: its open rows, under autreg2's column order."""
+    history = schema.autorisation2.c
+    return sa.select(*(history[name] for name in AUTREG2_COLUMNS)).where(history.ValidTo == OPEN_END)
+
+
+def _out_of_step(connection: sa.Connection, **counts: int) -> None:
+    """autreg2 is derived: where it does not follow the history as it should, it is made right from the history
+    rather than the import refused."""
+    log.warning("autreg2 was not in step with Autorisation2; rebuilt in full", **counts)
+    _rebuild_autreg2(connection)
+
+
 def _rebuild_autreg2(connection: sa.Connection) -> None:
     """autreg2 from the open rows of Autorisation2 (DELETE, not TRUNCATE, which commits implicitly in MySQL)."""
     autreg2 = schema.autreg2
-    source = schema.autorisation2.c
+    history = schema.autorisation2.c
     connection.execute(autreg2.delete())
-    connection.execute(
-        autreg2.insert().from_select(
-            list(AUTREG2_COLUMNS.values()),
-            sa.select(*(source[name] for name in AUTREG2_COLUMNS))
-            .where(source.ValidTo == OPEN_END)
-            .order_by(source.CPR, source.Autorisationsnummer),
-        )
-    )
+    connection.execute(autreg2.insert().from_select(
+        list(AUTREG2_COLUMNS.values()), _open_rows().order_by(history.CPR, history.Autorisationsnummer)))
