@@ -285,11 +285,17 @@ def _subscribed(connection: sa.Connection, topic: str) -> bool:
 def _events_of(connection: sa.Connection, source: NotificationIds, delta: TableDelta,
                before: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per business key with its Action (in key order), and the ids of each (Event: that row's position,
-    Position, IdValue, IdType): for a changed key the new version's ids first, then the old version's where they
-    differ (a subscriber of the old CPR learns that the authorisation left it)."""
+    Position, IdValue, IdType): the business key's own ids first, then the others as they are now, in the register's
+    order, then the old values of those that changed (a subscriber of the old CPR learns that the authorisation
+    left it).
+
+    A subscriber is told the first of them in its list. The key names the record in every version, so it comes
+    first; an old value comes after every current one. Told a CPR where it also listed the number, a subscriber
+    looking the CPR up would not learn where the authorisation went or that it ended (the property test of
+    subscribe, bootstrap and pull found both)."""
     spec = delta.spec
     key = list(spec.key)
-    columns = list(source.ids)
+    columns = sorted(source.ids, key=lambda column: column not in key)  # stable: the register's order otherwise
     needed = [*key, *(column for column in columns if column not in key)]
     opened = _as_text(delta.new_versions.frame, needed)
     if len(delta.closed_keys):
@@ -306,21 +312,22 @@ def _events_of(connection: sa.Connection, source: NotificationIds, delta: TableD
     values: list[np.ndarray] = []
     types: list[np.ndarray] = []
 
-    def add(found: np.ndarray, position: int, id_type: str) -> None:
+    def add(found: np.ndarray, position: np.ndarray, id_type: str) -> None:
         present = pd.notna(found)
-        where = np.flatnonzero(present)
-        events.append(where)
-        positions.append(np.full(len(where), position, dtype=np.int64))
+        events.append(np.flatnonzero(present))
+        positions.append(position[present])
         values.append(found[present])
-        types.append(np.full(len(where), id_type, dtype=object))
+        types.append(np.full(int(present.sum()), id_type, dtype=object))
 
     for rank, column in enumerate(columns):
         new = merged[column].to_numpy(dtype=object)
-        add(new, 2 * rank, source.ids[column])
+        add(new, np.full(len(new), 2 * rank, dtype=np.int64), source.ids[column])
         if column not in key and f"{column}_old" in merged:
             old = merged[f"{column}_old"].to_numpy(dtype=object).copy()
             old[old == new] = None  # told once, as the new version's
-            add(old, 2 * rank + 1, source.ids[column])
+            # A closed key's ids are its old ones and keep their place; a changed one's old value goes after all.
+            add(old, np.where(pd.notna(new), 2 * len(columns) + rank, 2 * rank + 1).astype(np.int64),
+                source.ids[column])
     event = np.concatenate(events)
     position = np.concatenate(positions)
     order = np.lexsort((position, event))

@@ -180,9 +180,10 @@ class FeedView:
 class NotificationIds:
     """Which changes of a history table are notified to the subscribers of the register's topic
     (`stamdata/<register>`, importer/load/notifications.py), and by which ids: one notification per business key
-    an import inserts, changes or closes, about `datatype`, naming the values of `ids` (column -> id type, in the
-    order a subscriber is told about them). Nothing else of the row leaves the register: a notification says
-    only that something about an id changed, and the consumer looks it up."""
+    an import inserts, changes or closes, about `datatype`, naming the values of `ids` (column -> id type; a
+    subscriber is told the key's columns first, the others in this order, then changed ones' old values).
+    Nothing else of the row leaves the register: a notification says only that something about an id changed,
+    and the consumer looks it up."""
 
     table: str
     datatype: str

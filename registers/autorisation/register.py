@@ -72,8 +72,8 @@ class AutorisationRegister(Register):
     # A change notification names the holder's CPR (the platform's id type for it, as NAS uses) and the number.
     notification_ids = (
         NotificationIds(table="Autorisation2", datatype="autorisation", ids={
+            "Autorisationsnummer": "http://nsi.dk/advis/v10/Autorisationsnummer",  # the key: named first anyway
             "CPR": "http://nsi.dk/advis/v10/CPR",
-            "Autorisationsnummer": "http://nsi.dk/advis/v10/Autorisationsnummer",
         }),
     )
     feed_views = (

@@ -69,16 +69,17 @@ def bootstrap(engine: sa.Engine) -> State:
 
 
 def changes(before: State, after: State) -> list[tuple[str, str, list[str]]]:
-    """What a full dump does, key by key: (number, action, the ids its event names in the register's order: the
-    new CPR, the old one where it changed, the number)."""
+    """What a full dump does, key by key: (number, action, the ids its event names in order: the number, the CPR
+    as it is now — a closed key's as it was — then the old CPR where it changed)."""
     found = []
     for key in sorted({*before, *after}):
         old, new = before.get(key), after.get(key)
         if old == new:
             continue
         action = "created" if old is None else "closed" if new is None else "changed"
-        cprs = list(dict.fromkeys(cpr for cpr in (new and new[0], old and old[0]) if cpr))
-        found.append((key, action, [*cprs, key]))
+        current = (new or old)[0]  # type: ignore[index]
+        moved = [old[0]] if old is not None and new is not None and old[0] != new[0] else []
+        found.append((key, action, [key, current, *moved]))
     return found
 
 
