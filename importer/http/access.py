@@ -28,6 +28,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
+from importer.config import DAEMON_DEFAULTS
 from importer.http import clients
 from importer.http.database import FacadeDatabase
 from importer.http.tls import client_certificate_subject
@@ -40,7 +41,7 @@ _BEARER = re.compile(r"^Bearer +([A-Za-z0-9._~+/-]{1,200}=*) *$", re.IGNORECASE)
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="stamdata"'}
 # How long a client found by its credentials is used without reading it again: the bound on how late a
 # revocation takes effect (setting credential_cache_s).
-CREDENTIAL_CACHE_S = 2.0
+CREDENTIAL_CACHE_S = float(DAEMON_DEFAULTS["credential_cache_s"])
 BEARER_SCHEME = "bearerAuth"
 MTLS_SCHEME = "mutualTLS"
 
@@ -133,7 +134,7 @@ class CredentialCache:
             return
         now = self.now()
         if len(self._entries) >= self.limit:
-            for stale in [key for key, (_, at) in list(self._entries.items()) if not at <= now < at + self.ttl]:
+            for stale in [known for known, (_, at) in list(self._entries.items()) if not at <= now < at + self.ttl]:
                 self._entries.pop(stale, None)
             if len(self._entries) >= self.limit:
                 self._entries.clear()

@@ -55,7 +55,7 @@ def serve(settings: Settings, registers: dict[str, Register], stop: threading.Ev
         stop.set()
     workers = int(settings.daemon["http_workers"])
     # No state of its own: every answer comes from the façade databases (a replica, or several to spread over).
-    facades = FacadeDatabase(settings.facade_database_url, max_lag_s=float(settings.daemon["max_lag_s"]))
+    facades = _facade_database(settings)
     try:
         facades.check_cannot_write(bool(settings.daemon["allow_writable_facade"]))  # a writable account: exit 2
     finally:
@@ -70,6 +70,10 @@ def serve(settings: Settings, registers: dict[str, Register], stop: threading.Ev
             if not web.thread.is_alive():
                 raise InfrastructureError(f"the HTTP server on {settings.listen} stopped: {web.error}")
     log.info("façades stopped")
+
+
+def _facade_database(settings: Settings) -> FacadeDatabase:
+    return FacadeDatabase(settings.facade_database_url, max_lag_s=float(settings.daemon["max_lag_s"]))
 
 
 @contextmanager
@@ -168,8 +172,7 @@ def _worker(settings: Settings, names: list[str], listener: socket.socket, numbe
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the workers
     found = discover()
     registers = {name: found[name] for name in names if name in found}
-    facades = FacadeDatabase(settings.facade_database_url, max_lag_s=float(settings.daemon["max_lag_s"]))
-    with _serving(settings, registers, facades, [listener]) as web:
+    with _serving(settings, registers, _facade_database(settings), [listener]) as web:
         log.info("HTTP worker serving", worker=number)
         while not stop.wait(0.5):
             if not web.thread.is_alive():
